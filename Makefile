@@ -1,0 +1,91 @@
+# ngx_http_reverse_mcp_module: build against Debian's nginx-dev, run, test.
+#
+#   make run     install what is missing, build, start the quickstart gateway
+#   make test    install what is missing, build, run the whole suite (prove)
+
+SHELL        := /bin/bash
+REPO         := $(abspath .)
+BUILD        := $(REPO)/build
+NGINX_SRC    ?= /usr/share/nginx/src
+NGINX        ?= /usr/sbin/nginx
+MODULE       := $(BUILD)/ngx_http_reverse_mcp_module.so
+RUNDIR       := $(BUILD)/run
+PROVE_JOBS   ?= 1
+
+APT_PKGS := nginx-core nginx-dev libyajl-dev libssl-dev libcurl4-openssl-dev \
+            openssl curl ca-certificates make gcc \
+            libtest-base-perl libmojolicious-perl libprotocol-websocket-perl \
+            libio-socket-ssl-perl libtest-longstring-perl libtext-diff-perl \
+            liblist-moreutils-perl libcpanel-json-xs-perl libcmocka-dev
+
+SRCS := $(wildcard src/*.c src/*.h) config
+
+.PHONY: all deps build run test unit fuzz certs clean
+
+all: build
+
+deps:
+	@missing=$$(for p in $(APT_PKGS); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+	        grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:" $$missing; \
+	    if [ "$$(id -u)" != 0 ]; then echo "run as root to install packages" >&2; exit 1; fi; \
+	    apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	        -o DPkg::Lock::Timeout=300 --no-install-recommends $$missing; \
+	fi
+	@if ! command -v node >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; fi
+	@if [ -f package-lock.json ] && [ ! -d node_modules ]; then \
+	    npm ci --no-audit --no-fund --loglevel=error; fi
+
+$(BUILD)/Makefile: config
+	@mkdir -p $(BUILD)
+	cd $(NGINX_SRC) && . ./conf_flags && ./configure \
+	    --with-cc-opt="$$(dpkg-buildflags --get CFLAGS) -fPIC $$(dpkg-buildflags --get CPPFLAGS)" \
+	    --with-ld-opt="$$(dpkg-buildflags --get LDFLAGS) -fPIC" \
+	    "$${NGX_CONF_FLAGS[@]}" \
+	    --add-dynamic-module=$(REPO) \
+	    --builddir=$(BUILD) > $(BUILD)/configure.log
+
+$(MODULE): $(BUILD)/Makefile $(SRCS)
+	$(MAKE) -s -f $(BUILD)/Makefile -C $(NGINX_SRC) modules
+
+build: deps $(MODULE)
+
+certs: $(BUILD)/certs/server.crt
+
+$(BUILD)/certs/server.crt:
+	@mkdir -p $(BUILD)/certs
+	openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=reverse-mcp-dev-ca" \
+	    -keyout $(BUILD)/certs/ca.key -out $(BUILD)/certs/ca.crt 2>/dev/null
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+	    -keyout $(BUILD)/certs/server.key -out $(BUILD)/certs/server.csr 2>/dev/null
+	printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > $(BUILD)/certs/san.ext
+	openssl x509 -req -in $(BUILD)/certs/server.csr -CA $(BUILD)/certs/ca.crt \
+	    -CAkey $(BUILD)/certs/ca.key -CAcreateserial -days 3650 \
+	    -extfile $(BUILD)/certs/san.ext -out $(BUILD)/certs/server.crt 2>/dev/null
+
+# The quickstart: nginx in the foreground with conf-examples/quickstart.conf.
+# Prefix build/run: modules/ -> build, certs/ -> build/certs.
+run: build certs
+	@mkdir -p $(RUNDIR)/logs $(RUNDIR)/temp
+	@ln -sfn $(BUILD) $(RUNDIR)/modules
+	@ln -sfn $(BUILD)/certs $(RUNDIR)/certs
+	@cp conf-examples/*.conf $(RUNDIR)/
+	$(NGINX) -p $(RUNDIR) -c quickstart.conf -t
+	@echo "gateway: connector ws://127.0.0.1:9090/ws, status http://127.0.0.1:8080/status"
+	exec $(NGINX) -p $(RUNDIR) -c quickstart.conf
+
+unit:
+	$(MAKE) -s -C test/unit test
+
+fuzz:
+	$(MAKE) -s -C test/unit fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-30}
+
+test: build unit
+	prove -j$(PROVE_JOBS) -I t/lib -r t/
+
+clean:
+	rm -rf $(BUILD) t/servroot*

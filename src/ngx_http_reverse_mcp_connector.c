@@ -1,0 +1,2425 @@
+/*
+ * The reverse connector: where reverse MCP servers dial in.
+ *
+ * Owns: the WebSocket opening handshake and its checks (all errors are
+ * HTTP responses before any 101), authentication of the server name and
+ * token, the upgraded connection (reads through the frame codec, a bounded
+ * send queue written with c->send_chain, ping/pong, the close handshake),
+ * and the MCP client role on the socket: initialize, initialized,
+ * tools/list with cursors, re-list on list_changed, answers to the
+ * server's ping and -32601 for other requests, log notifications written
+ * to the error log.  A server lands in the registry only after its tools
+ * were listed; it leaves it when its socket closes.
+ */
+
+#include "ngx_http_reverse_mcp_module.h"
+#include "ngx_http_reverse_mcp_registry.h"
+#include "ngx_http_reverse_mcp_ws_codec.h"
+#include "ngx_http_reverse_mcp_json.h"
+#include "ngx_http_reverse_mcp_mcp.h"
+
+#include <openssl/sha.h>
+#include <openssl/crypto.h>
+
+
+#define NGX_HTTP_REVERSE_MCP_ST_INIT      0   /* initialize sent */
+#define NGX_HTTP_REVERSE_MCP_ST_LIST      1   /* first tools/list */
+#define NGX_HTTP_REVERSE_MCP_ST_READY     2   /* registered */
+#define NGX_HTTP_REVERSE_MCP_ST_CLOSING   3   /* close frame sent */
+
+#define NGX_HTTP_REVERSE_MCP_CLOSE_WAIT   2000  /* ms for the peer's close */
+#define NGX_HTTP_REVERSE_MCP_MAX_PAGES    1000
+#define NGX_HTTP_REVERSE_MCP_LOG_DATA_MAX 2048
+
+#define NGX_HTTP_REVERSE_MCP_UPGRADE_REQUIRED  426
+
+
+typedef struct {
+    ngx_chain_t                cl;
+    ngx_buf_t                  buf;
+    size_t                     size;
+} ngx_http_reverse_mcp_frame_t;
+
+
+struct ngx_http_reverse_mcp_conn_s {
+    ngx_http_request_t                 *request;
+    ngx_connection_t                   *connection;
+    ngx_http_reverse_mcp_loc_conf_t    *lcf;
+    ngx_http_reverse_mcp_main_conf_t   *mcf;
+    ngx_http_reverse_mcp_agent_conf_t  *acf;
+    ngx_http_reverse_mcp_stats_t       *stats;
+
+    ngx_str_t                           agent;
+    ngx_str_t                           server;
+    uint64_t                            conn_id;
+    time_t                              connected_at;
+    ngx_uint_t                          state;
+
+    ngx_http_reverse_mcp_ws_parser_t    parser;
+
+    ngx_chain_t                        *out;
+    ngx_chain_t                       **out_last;
+    size_t                              out_bytes;
+
+    ngx_event_t                         ping_ev;
+    ngx_event_t                         timer_ev;
+
+    int64_t                             next_id;
+    int64_t                             init_id;
+    int64_t                             list_id;
+
+    /* the tools/list in progress */
+    ngx_pool_t                         *list_pool;
+    ngx_array_t                        *tools;
+    ngx_uint_t                          tools_rejected;
+    ngx_str_t                           cursor;
+    ngx_uint_t                          pages;
+
+    ngx_str_t                           protocol_version;
+    ngx_str_t                           server_info;
+    ngx_str_t                           capabilities;
+
+    ngx_pool_t                         *tmp_pool;  /* per message */
+
+    ngx_queue_t                         queue;
+
+    unsigned                            header_pending:1;
+    unsigned                            awaiting_pong:1;
+    unsigned                            close_sent:1;
+    unsigned                            close_received:1;
+    unsigned                            registered:1;
+    unsigned                            relist_pending:1;
+    unsigned                            tools_cap:1;
+    unsigned                            finalized:1;
+    unsigned                            stop:1;
+};
+
+
+static ngx_int_t ngx_http_reverse_mcp_refuse(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_uint_t level, const char *reason,
+    ngx_str_t *server);
+static ngx_int_t ngx_http_reverse_mcp_header_has_token(ngx_table_elt_t *h,
+    const char *token, size_t len);
+static ngx_table_elt_t *ngx_http_reverse_mcp_find_header(
+    ngx_http_request_t *r, const char *name, size_t len);
+static ngx_int_t ngx_http_reverse_mcp_set_header(ngx_http_request_t *r,
+    const char *key, ngx_str_t *value);
+static ngx_int_t ngx_http_reverse_mcp_redact(ngx_pool_t *pool, ngx_str_t *s,
+    ngx_uint_t is_args);
+static ngx_int_t ngx_http_reverse_mcp_get_arg(ngx_http_request_t *r,
+    const char *name, size_t len, ngx_str_t *value);
+static ngx_int_t ngx_http_reverse_mcp_check_token(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_loc_conf_t *lcf,
+    ngx_http_reverse_mcp_server_conf_t *scf, const char **reason);
+
+static void ngx_http_reverse_mcp_cleanup(void *data);
+static void ngx_http_reverse_mcp_read_handler(ngx_http_request_t *r);
+static void ngx_http_reverse_mcp_write_handler(ngx_http_request_t *r);
+static void ngx_http_reverse_mcp_ping_handler(ngx_event_t *ev);
+static void ngx_http_reverse_mcp_timer_handler(ngx_event_t *ev);
+static void ngx_http_reverse_mcp_feed(ngx_http_reverse_mcp_conn_t *ctx,
+    u_char *buf, size_t len);
+static int ngx_http_reverse_mcp_on_message(void *data, int opcode,
+    const unsigned char *payload, size_t len);
+static int ngx_http_reverse_mcp_on_control(void *data, int opcode,
+    const unsigned char *payload, size_t len);
+
+static ngx_int_t ngx_http_reverse_mcp_send(ngx_http_reverse_mcp_conn_t *ctx,
+    int opcode, u_char *data, size_t len, ngx_uint_t force);
+static ngx_int_t ngx_http_reverse_mcp_send_json(
+    ngx_http_reverse_mcp_conn_t *ctx, u_char *data, size_t len);
+static ngx_int_t ngx_http_reverse_mcp_flush(ngx_http_reverse_mcp_conn_t *ctx);
+static void ngx_http_reverse_mcp_close(ngx_http_reverse_mcp_conn_t *ctx,
+    int code, const char *reason);
+static void ngx_http_reverse_mcp_abort(ngx_http_reverse_mcp_conn_t *ctx);
+static void ngx_http_reverse_mcp_finalize(ngx_http_reverse_mcp_conn_t *ctx);
+static void ngx_http_reverse_mcp_deregister(ngx_http_reverse_mcp_conn_t *ctx);
+static void ngx_http_reverse_mcp_maybe_done(ngx_http_reverse_mcp_conn_t *ctx);
+
+static void ngx_http_reverse_mcp_handle_payload(
+    ngx_http_reverse_mcp_conn_t *ctx, const u_char *p, size_t len);
+static void ngx_http_reverse_mcp_handle_frame(
+    ngx_http_reverse_mcp_conn_t *ctx, const u_char *p, size_t len);
+static void ngx_http_reverse_mcp_handle_message(
+    ngx_http_reverse_mcp_conn_t *ctx, yajl_val msg);
+static void ngx_http_reverse_mcp_handle_request(
+    ngx_http_reverse_mcp_conn_t *ctx, ngx_str_t *method, yajl_val id);
+static void ngx_http_reverse_mcp_handle_notification(
+    ngx_http_reverse_mcp_conn_t *ctx, ngx_str_t *method, yajl_val params);
+static void ngx_http_reverse_mcp_handle_response(
+    ngx_http_reverse_mcp_conn_t *ctx, yajl_val msg, yajl_val id);
+static void ngx_http_reverse_mcp_initialized(
+    ngx_http_reverse_mcp_conn_t *ctx, yajl_val result, yajl_val error);
+static void ngx_http_reverse_mcp_listed(ngx_http_reverse_mcp_conn_t *ctx,
+    yajl_val result, yajl_val error);
+static ngx_int_t ngx_http_reverse_mcp_list_tools(
+    ngx_http_reverse_mcp_conn_t *ctx);
+static void ngx_http_reverse_mcp_register(ngx_http_reverse_mcp_conn_t *ctx);
+static void ngx_http_reverse_mcp_log_notification(
+    ngx_http_reverse_mcp_conn_t *ctx, yajl_val params);
+static void ngx_http_reverse_mcp_rpc_failed(ngx_http_reverse_mcp_conn_t *ctx,
+    const char *what, yajl_val error);
+
+
+static ngx_queue_t        ngx_http_reverse_mcp_conns;
+static ngx_uint_t         ngx_http_reverse_mcp_conns_init;
+static ngx_atomic_uint_t  ngx_http_reverse_mcp_kicks_seen;
+
+/* one read buffer per worker: idle connections hold no read memory */
+static u_char             ngx_http_reverse_mcp_rbuf[16384];
+
+
+/* the opening handshake */
+
+
+ngx_int_t
+ngx_http_reverse_mcp_connector_handler(ngx_http_request_t *r)
+{
+    u_char                              *accept_key;
+    ngx_int_t                            rc;
+    ngx_str_t                            agent, server, value;
+    ngx_uint_t                           nservers;
+    const char                          *reason;
+    ngx_table_elt_t                     *h, *key, *proto;
+    ngx_pool_cleanup_t                  *cln;
+    ngx_http_reverse_mcp_conn_t         *ctx;
+    ngx_http_reverse_mcp_loc_conf_t     *lcf;
+    ngx_http_reverse_mcp_main_conf_t    *mcf;
+    ngx_http_reverse_mcp_agent_conf_t   *acf;
+    ngx_http_reverse_mcp_server_conf_t  *scf;
+    ngx_http_reverse_mcp_stats_t        *stats;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_reverse_mcp_module);
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_reverse_mcp_module);
+    stats = ngx_http_reverse_mcp_registry_stats(mcf->shm_zone);
+
+    /* tokens in the query must never reach a log line */
+
+    if (r->args.len) {
+        if (ngx_http_reverse_mcp_redact(r->pool, &r->request_line, 0)
+               != NGX_OK
+            || ngx_http_reverse_mcp_redact(r->pool, &r->unparsed_uri, 0)
+               != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (r != r->main) {
+        return ngx_http_reverse_mcp_refuse(r, NGX_HTTP_BAD_REQUEST,
+                   NGX_LOG_ERR, "the connector cannot run in a subrequest",
+                   NULL);
+    }
+
+#if (NGX_HTTP_V2)
+    if (r->stream) {
+        return ngx_http_reverse_mcp_refuse(r, NGX_HTTP_BAD_REQUEST,
+                   NGX_LOG_INFO, "WebSocket over HTTP/2 is not supported, "
+                   "connect with HTTP/1.1", NULL);
+    }
+#endif
+
+    if (r->http_version != NGX_HTTP_VERSION_11) {
+        return ngx_http_reverse_mcp_refuse(r, NGX_HTTP_BAD_REQUEST,
+                   NGX_LOG_INFO, "WebSocket needs HTTP/1.1", NULL);
+    }
+
+    if (r->method != NGX_HTTP_GET) {
+        return ngx_http_reverse_mcp_refuse(r, NGX_HTTP_NOT_ALLOWED,
+                   NGX_LOG_INFO, "WebSocket handshake must use GET", NULL);
+    }
+
+    if (r->headers_in.content_length_n > 0 || r->headers_in.chunked) {
+        return ngx_http_reverse_mcp_refuse(r, NGX_HTTP_BAD_REQUEST,
+                   NGX_LOG_INFO, "WebSocket handshake must not have a body",
+                   NULL);
+    }
+
+    h = ngx_http_reverse_mcp_find_header(r, "Upgrade", 7);
+
+    if (h == NULL
+        || !ngx_http_reverse_mcp_header_has_token(h, "websocket", 9))
+    {
+        return ngx_http_reverse_mcp_refuse(r, NGX_HTTP_REVERSE_MCP_UPGRADE_REQUIRED,
+                   NGX_LOG_INFO, "\"Upgrade: websocket\" header is required",
+                   NULL);
+    }
+
+    h = ngx_http_reverse_mcp_find_header(r, "Connection", 10);
+
+    if (h == NULL || !ngx_http_reverse_mcp_header_has_token(h, "upgrade", 7))
+    {
+        return ngx_http_reverse_mcp_refuse(r, NGX_HTTP_BAD_REQUEST,
+                   NGX_LOG_INFO, "\"Connection: Upgrade\" header is required",
+                   NULL);
+    }
+
+    h = ngx_http_reverse_mcp_find_header(r, "Sec-WebSocket-Version", 21);
+
+    if (h == NULL || h->value.len != 2
+        || ngx_strncmp(h->value.data, "13", 2) != 0)
+    {
+        return ngx_http_reverse_mcp_refuse(r, NGX_HTTP_REVERSE_MCP_UPGRADE_REQUIRED,
+                   NGX_LOG_INFO, "\"Sec-WebSocket-Version: 13\" is required",
+                   NULL);
+    }
+
+    key = ngx_http_reverse_mcp_find_header(r, "Sec-WebSocket-Key", 17);
+
+    if (key == NULL
+        || !ngx_http_reverse_mcp_ws_key_valid(key->value.data,
+                                              key->value.len))
+    {
+        return ngx_http_reverse_mcp_refuse(r, NGX_HTTP_BAD_REQUEST,
+                   NGX_LOG_INFO, "missing or invalid Sec-WebSocket-Key",
+                   NULL);
+    }
+
+    /* who is calling */
+
+    h = ngx_http_reverse_mcp_find_header(r, "X-MCP-Server-Name", 17);
+
+    if (h && h->value.len) {
+        server = h->value;
+
+    } else if (ngx_http_reverse_mcp_get_arg(r, "server_name", 11, &server)
+               != NGX_OK || server.len == 0)
+    {
+        return ngx_http_reverse_mcp_refuse(r, NGX_HTTP_BAD_REQUEST,
+                   NGX_LOG_INFO, "server name required: send the "
+                   "X-MCP-Server-Name header or ?server_name=", NULL);
+    }
+
+    if (!ngx_http_reverse_mcp_name_valid(&server)) {
+        return ngx_http_reverse_mcp_refuse(r, NGX_HTTP_BAD_REQUEST,
+                   NGX_LOG_INFO, "invalid server name", NULL);
+    }
+
+    if (ngx_http_complex_value(r, lcf->connector, &agent) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    acf = ngx_http_reverse_mcp_find_agent(mcf, &agent);
+
+    if (acf == NULL) {
+        (void) ngx_atomic_fetch_add(&stats->handshakes_refused, 1);
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "reverse_mcp: connector agent \"%V\" is not defined",
+                      &agent);
+        return ngx_http_reverse_mcp_refuse(r, NGX_HTTP_NOT_FOUND,
+                   NGX_LOG_INFO, "unknown agent", &server);
+    }
+
+    scf = ngx_http_reverse_mcp_find_server(acf, &server);
+
+    if (scf == NULL) {
+        return ngx_http_reverse_mcp_refuse(r, NGX_HTTP_FORBIDDEN,
+                   NGX_LOG_WARN, "server is not registered for this agent",
+                   &server);
+    }
+
+    if (scf->disabled) {
+        return ngx_http_reverse_mcp_refuse(r, NGX_HTTP_FORBIDDEN,
+                   NGX_LOG_WARN, "server is disabled", &server);
+    }
+
+    if (ngx_http_reverse_mcp_check_token(r, lcf, scf, &reason) != NGX_OK) {
+        return ngx_http_reverse_mcp_refuse(r, NGX_HTTP_UNAUTHORIZED,
+                   NGX_LOG_WARN, reason, &server);
+    }
+
+    if (ngx_http_reverse_mcp_registry_lookup(mcf->shm_zone, &agent, &server,
+                                             &nservers))
+    {
+        if (lcf->duplicate == NGX_HTTP_REVERSE_MCP_DUP_REJECT) {
+            return ngx_http_reverse_mcp_refuse(r, NGX_HTTP_CONFLICT,
+                       NGX_LOG_WARN, "server name already connected",
+                       &server);
+        }
+
+    } else if (nservers >= acf->max_servers) {
+        return ngx_http_reverse_mcp_refuse(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                   NGX_LOG_WARN, "agent server limit reached", &server);
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    /* accept */
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_reverse_mcp_conn_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->request = r;
+    ctx->connection = r->connection;
+    ctx->lcf = lcf;
+    ctx->mcf = mcf;
+    ctx->acf = acf;
+    ctx->stats = stats;
+    ctx->out_last = &ctx->out;
+    ctx->next_id = 1;
+    ctx->connected_at = ngx_time();
+
+    ctx->agent.data = ngx_pstrdup(r->pool, &acf->name);
+    ctx->server.data = ngx_pstrdup(r->pool, &server);
+    if (ctx->agent.data == NULL || ctx->server.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->agent.len = acf->name.len;
+    ctx->server.len = server.len;
+
+    accept_key = ngx_pnalloc(r->pool, 28);
+    if (accept_key == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_reverse_mcp_ws_accept_key(key->value.data, key->value.len,
+                                           accept_key)
+        != 0)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
+    ngx_str_set(&r->headers_out.status_line, "101 Switching Protocols");
+    r->headers_out.content_length_n = -1;
+    r->keepalive = 0;
+
+    ngx_str_set(&value, "websocket");
+    if (ngx_http_reverse_mcp_set_header(r, "Upgrade", &value) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    value.data = accept_key;
+    value.len = 28;
+    if (ngx_http_reverse_mcp_set_header(r, "Sec-WebSocket-Accept", &value)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    proto = ngx_http_reverse_mcp_find_header(r, "Sec-WebSocket-Protocol", 22);
+
+    if (proto && ngx_http_reverse_mcp_header_has_token(proto, "mcp", 3)) {
+        ngx_str_set(&value, "mcp");
+        if (ngx_http_reverse_mcp_set_header(r, "Sec-WebSocket-Protocol",
+                                            &value)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->conn_id = ngx_http_reverse_mcp_registry_next_id(mcf->shm_zone);
+
+    ctx->parser.max_message = lcf->max_message;
+    ctx->parser.server_side = 1;
+    ctx->parser.on_message = ngx_http_reverse_mcp_on_message;
+    ctx->parser.on_control = ngx_http_reverse_mcp_on_control;
+    ctx->parser.data = ctx;
+    ngx_http_reverse_mcp_ws_parser_init(&ctx->parser);
+
+    ctx->ping_ev.handler = ngx_http_reverse_mcp_ping_handler;
+    ctx->ping_ev.data = ctx;
+    ctx->ping_ev.log = r->connection->log;
+
+    ctx->timer_ev.handler = ngx_http_reverse_mcp_timer_handler;
+    ctx->timer_ev.data = ctx;
+    ctx->timer_ev.log = r->connection->log;
+
+    if (!ngx_http_reverse_mcp_conns_init) {
+        ngx_queue_init(&ngx_http_reverse_mcp_conns);
+        ngx_http_reverse_mcp_conns_init = 1;
+    }
+
+    ngx_queue_insert_tail(&ngx_http_reverse_mcp_conns, &ctx->queue);
+
+    cln->handler = ngx_http_reverse_mcp_cleanup;
+    cln->data = ctx;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_reverse_mcp_module);
+
+    (void) ngx_atomic_fetch_add(&stats->handshakes, 1);
+    (void) ngx_atomic_fetch_add(&stats->connections, 1);
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK) {
+        return rc;
+    }
+
+    if (ngx_http_send_special(r, NGX_HTTP_FLUSH) == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    ctx->header_pending = (r->out != NULL);
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "reverse_mcp: server \"%V\" of agent \"%V\" connected "
+                  "(connection %uL)", &ctx->server, &ctx->agent,
+                  ctx->conn_id);
+
+    r->main->count++;
+    r->read_event_handler = ngx_http_reverse_mcp_read_handler;
+    r->write_event_handler = ngx_http_reverse_mcp_write_handler;
+
+    /* the handshake, the ping timer: both keep a draining worker alive */
+
+    ngx_add_timer(&ctx->timer_ev, lcf->handshake_timeout);
+    ngx_add_timer(&ctx->ping_ev, lcf->ping_interval);
+
+    ctx->init_id = ctx->next_id++;
+
+    {
+        u_char  buf[512], *p;
+
+        p = ngx_snprintf(buf, sizeof(buf),
+                "{\"jsonrpc\":\"2.0\",\"id\":%L,\"method\":\"initialize\","
+                "\"params\":{\"protocolVersion\":\""
+                NGX_HTTP_REVERSE_MCP_PROTOCOL_VERSION "\","
+                "\"capabilities\":{},\"clientInfo\":{\"name\":"
+                "\"ngx_http_reverse_mcp_module\",\"version\":\""
+                NGX_HTTP_REVERSE_MCP_VERSION "\"}}}", ctx->init_id);
+
+        (void) ngx_http_reverse_mcp_send_json(ctx, buf, p - buf);
+    }
+
+    /* bytes the client pipelined after the handshake */
+
+    if (!ctx->finalized && r->header_in->pos < r->header_in->last) {
+        u_char  *pos;
+        size_t   n;
+
+        pos = r->header_in->pos;
+        n = r->header_in->last - pos;
+        r->header_in->pos = r->header_in->last;
+
+        ngx_http_reverse_mcp_feed(ctx, pos, n);
+    }
+
+    if (!ctx->finalized) {
+        ngx_http_reverse_mcp_read_handler(r);
+    }
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_reverse_mcp_refuse(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_uint_t level, const char *reason, ngx_str_t *server)
+{
+    size_t                             len;
+    ngx_int_t                          rc;
+    ngx_buf_t                         *b;
+    ngx_str_t                          value;
+    ngx_chain_t                        out;
+    ngx_http_reverse_mcp_main_conf_t  *mcf;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_reverse_mcp_module);
+
+    (void) ngx_atomic_fetch_add(
+               &ngx_http_reverse_mcp_registry_stats(mcf->shm_zone)
+                   ->handshakes_refused, 1);
+
+    if (server) {
+        ngx_log_error(level, r->connection->log, 0,
+                      "reverse_mcp: refused server \"%V\": %s (%ui)",
+                      server, reason, status);
+
+    } else {
+        ngx_log_error(level, r->connection->log, 0,
+                      "reverse_mcp: refused WebSocket handshake: %s (%ui)",
+                      reason, status);
+    }
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
+
+    if (status == NGX_HTTP_UNAUTHORIZED) {
+        ngx_str_set(&value, "Bearer realm=\"reverse-mcp\"");
+        if (ngx_http_reverse_mcp_set_header(r, "WWW-Authenticate", &value)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (status == NGX_HTTP_REVERSE_MCP_UPGRADE_REQUIRED) {
+        ngx_str_set(&value, "websocket");
+        if (ngx_http_reverse_mcp_set_header(r, "Upgrade", &value) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_str_set(&value, "13");
+        if (ngx_http_reverse_mcp_set_header(r, "Sec-WebSocket-Version",
+                                            &value)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (status == NGX_HTTP_NOT_ALLOWED) {
+        ngx_str_set(&value, "GET");
+        if (ngx_http_reverse_mcp_set_header(r, "Allow", &value) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    len = ngx_strlen(reason) + 1;
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->last, reason, len - 1);
+    *b->last++ = '\n';
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+    ngx_str_set(&r->headers_out.content_type, "text/plain");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static ngx_int_t
+ngx_http_reverse_mcp_check_token(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_loc_conf_t *lcf,
+    ngx_http_reverse_mcp_server_conf_t *scf, const char **reason)
+{
+    u_char            digest[32];
+    ngx_str_t         token;
+    ngx_table_elt_t  *h;
+
+    if (scf->no_auth) {
+        return NGX_OK;
+    }
+
+    h = r->headers_in.authorization;
+
+    if (h) {
+        /* the header, when sent, is the token: it is never combined */
+        if (h->value.len < 7
+            || ngx_strncasecmp(h->value.data, (u_char *) "Bearer ", 7) != 0)
+        {
+            *reason = "Authorization header is not \"Bearer <token>\"";
+            return NGX_DECLINED;
+        }
+
+        token.data = h->value.data + 7;
+        token.len = h->value.len - 7;
+
+        while (token.len && token.data[0] == ' ') {
+            token.data++;
+            token.len--;
+        }
+
+        while (token.len && token.data[token.len - 1] == ' ') {
+            token.len--;
+        }
+
+    } else if (ngx_http_reverse_mcp_get_arg(r, "token", 5, &token) == NGX_OK)
+    {
+        if (!lcf->query_token) {
+            *reason = "query tokens are disabled, send "
+                      "\"Authorization: Bearer <token>\"";
+            return NGX_DECLINED;
+        }
+
+    } else {
+        *reason = "token required";
+        return NGX_DECLINED;
+    }
+
+    (void) SHA256(token.data, token.len, digest);
+
+    if (CRYPTO_memcmp(digest, scf->token_sha256, 32) != 0) {
+        *reason = "wrong token";
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_table_elt_t *
+ngx_http_reverse_mcp_find_header(ngx_http_request_t *r, const char *name,
+    size_t len)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
+/* a comma-separated header value contains token (case-insensitive) */
+static ngx_int_t
+ngx_http_reverse_mcp_header_has_token(ngx_table_elt_t *h, const char *token,
+    size_t len)
+{
+    u_char  *p, *end, *start, *last;
+
+    p = h->value.data;
+    end = p + h->value.len;
+
+    while (p < end) {
+
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ',')) {
+            p++;
+        }
+
+        start = p;
+
+        while (p < end && *p != ',') {
+            p++;
+        }
+
+        last = p;
+
+        while (last > start && (last[-1] == ' ' || last[-1] == '\t')) {
+            last--;
+        }
+
+        if ((size_t) (last - start) == len
+            && ngx_strncasecmp(start, (u_char *) token, len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_http_reverse_mcp_set_header(ngx_http_request_t *r, const char *key,
+    ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) key;
+    h->key.len = ngx_strlen(key);
+    h->value = *value;
+
+    return NGX_OK;
+}
+
+
+/* a query argument, URL-decoded into request pool memory */
+static ngx_int_t
+ngx_http_reverse_mcp_get_arg(ngx_http_request_t *r, const char *name,
+    size_t len, ngx_str_t *value)
+{
+    u_char     *dst, *src;
+    ngx_str_t   raw;
+
+    if (ngx_http_arg(r, (u_char *) name, len, &raw) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    dst = ngx_pnalloc(r->pool, raw.len + 1);
+    if (dst == NULL) {
+        return NGX_ERROR;
+    }
+
+    value->data = dst;
+    src = raw.data;
+
+    ngx_unescape_uri(&dst, &src, raw.len, NGX_UNESCAPE_URI);
+
+    value->len = dst - value->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Replace the value of every "token=" query argument in s with "***".
+ * s is a request line or URI (arguments after '?').  The arguments
+ * themselves (r->args) still carry the token for the handshake, but
+ * $request, $request_uri and every error log line use the copies.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_redact(ngx_pool_t *pool, ngx_str_t *s,
+    ngx_uint_t is_args)
+{
+    u_char  *p, *end, *q, *dst, *start;
+
+    p = s->data;
+    end = s->data + s->len;
+
+    if (!is_args) {
+        p = ngx_strlchr(p, end, '?');
+        if (p == NULL) {
+            return NGX_OK;
+        }
+
+        p++;
+    }
+
+    start = p;
+
+    /* quick check */
+    if (ngx_strlcasestrn(start, end, (u_char *) "token=", 6 - 1) == NULL) {
+        return NGX_OK;
+    }
+
+    dst = ngx_pnalloc(pool, s->len + 3 * 16);
+    if (dst == NULL) {
+        return NGX_ERROR;
+    }
+
+    q = ngx_cpymem(dst, s->data, start - s->data);
+    p = start;
+
+    while (p < end) {
+
+        if (end - p >= 6 && ngx_strncmp(p, "token=", 6) == 0
+            && (p == start || p[-1] == '&' || p[-1] == ';'))
+        {
+            q = ngx_cpymem(q, "token=***", 9);
+            p += 6;
+
+            while (p < end && *p != '&' && *p != ';' && *p != ' '
+                   && *p != '#')
+            {
+                p++;
+            }
+
+            if ((size_t) (q - dst) + (end - p) > s->len + 3 * 16) {
+                return NGX_ERROR;
+            }
+
+            continue;
+        }
+
+        *q++ = *p++;
+    }
+
+    s->data = dst;
+    s->len = q - dst;
+
+    return NGX_OK;
+}
+
+
+/* connection lifetime */
+
+
+static void
+ngx_http_reverse_mcp_cleanup(void *data)
+{
+    ngx_http_reverse_mcp_conn_t  *ctx = data;
+
+    u_char                         buf[NGX_HTTP_REVERSE_MCP_WS_MAX_HEADER + 125];
+    size_t                         n, hlen;
+    ngx_chain_t                   *cl, *next;
+    ngx_connection_t              *c;
+
+    c = ctx->connection;
+
+    /* nginx is closing us (worker_shutdown_timeout): say goodbye */
+    if ((ngx_exiting || ngx_terminate) && !ctx->close_sent
+        && !ctx->header_pending && ctx->out == NULL && !c->destroyed)
+    {
+        n = ngx_http_reverse_mcp_ws_close_payload(buf + 4,
+                NGX_HTTP_REVERSE_MCP_WS_CLOSE_GOING_AWAY,
+                "gateway shutting down", 21);
+        hlen = ngx_http_reverse_mcp_ws_frame_header(buf,
+                   NGX_HTTP_REVERSE_MCP_WS_OP_CLOSE, n, NULL);
+        ngx_memmove(buf + hlen, buf + 4, n);
+        (void) c->send(c, buf, hlen + n);
+        ctx->close_sent = 1;
+    }
+
+    ngx_http_reverse_mcp_deregister(ctx);
+
+    if (ctx->ping_ev.timer_set) {
+        ngx_del_timer(&ctx->ping_ev);
+    }
+
+    if (ctx->timer_ev.timer_set) {
+        ngx_del_timer(&ctx->timer_ev);
+    }
+
+    ngx_http_reverse_mcp_ws_parser_free(&ctx->parser);
+
+    for (cl = ctx->out; cl; cl = next) {
+        next = cl->next;
+        ngx_free(cl);
+    }
+
+    ctx->out = NULL;
+
+    if (ctx->list_pool) {
+        ngx_destroy_pool(ctx->list_pool);
+        ctx->list_pool = NULL;
+    }
+
+    ngx_queue_remove(&ctx->queue);
+
+    (void) ngx_atomic_fetch_add(&ctx->stats->connections, -1);
+
+    ctx->finalized = 1;
+}
+
+
+static void
+ngx_http_reverse_mcp_deregister(ngx_http_reverse_mcp_conn_t *ctx)
+{
+    if (!ctx->registered) {
+        return;
+    }
+
+    ctx->registered = 0;
+
+    if (ngx_http_reverse_mcp_registry_delete(ctx->mcf->shm_zone, &ctx->agent,
+                                             &ctx->server, ctx->conn_id)
+        == NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_INFO, ctx->connection->log, 0,
+                      "reverse_mcp: server \"%V\" of agent \"%V\" "
+                      "unregistered (connection %uL)", &ctx->server,
+                      &ctx->agent, ctx->conn_id);
+    }
+}
+
+
+static void
+ngx_http_reverse_mcp_finalize(ngx_http_reverse_mcp_conn_t *ctx)
+{
+    ngx_http_request_t  *r;
+
+    if (ctx->finalized) {
+        return;
+    }
+
+    ctx->finalized = 1;
+    ctx->stop = 1;
+
+    ngx_http_reverse_mcp_deregister(ctx);
+
+    if (ctx->ping_ev.timer_set) {
+        ngx_del_timer(&ctx->ping_ev);
+    }
+
+    if (ctx->timer_ev.timer_set) {
+        ngx_del_timer(&ctx->timer_ev);
+    }
+
+    r = ctx->request;
+    r->keepalive = 0;
+    r->lingering_close = 0;
+
+    ngx_http_finalize_request(r, NGX_DONE);
+}
+
+
+/* the peer is gone or the socket failed: no close handshake possible */
+static void
+ngx_http_reverse_mcp_abort(ngx_http_reverse_mcp_conn_t *ctx)
+{
+    ctx->connection->error = 1;
+    ngx_http_reverse_mcp_finalize(ctx);
+}
+
+
+static void
+ngx_http_reverse_mcp_close(ngx_http_reverse_mcp_conn_t *ctx, int code,
+    const char *reason)
+{
+    u_char      payload[125];
+    size_t      n;
+    ngx_uint_t  level;
+
+    ctx->stop = 1;
+
+    if (ctx->state == NGX_HTTP_REVERSE_MCP_ST_CLOSING || ctx->finalized) {
+        return;
+    }
+
+    level = (code == NGX_HTTP_REVERSE_MCP_WS_CLOSE_NORMAL
+             || code == NGX_HTTP_REVERSE_MCP_WS_CLOSE_GOING_AWAY)
+            ? NGX_LOG_INFO : NGX_LOG_WARN;
+
+    ngx_log_error(level, ctx->connection->log, 0,
+                  "reverse_mcp: closing server \"%V\" of agent \"%V\" with "
+                  "%d: %s", &ctx->server, &ctx->agent, code, reason);
+
+    ctx->state = NGX_HTTP_REVERSE_MCP_ST_CLOSING;
+
+    ngx_http_reverse_mcp_deregister(ctx);
+
+    n = ngx_http_reverse_mcp_ws_close_payload(payload, code, reason,
+                                              ngx_strlen(reason));
+
+    if (ngx_http_reverse_mcp_send(ctx, NGX_HTTP_REVERSE_MCP_WS_OP_CLOSE,
+                                  payload, n, 1)
+        != NGX_OK)
+    {
+        ngx_http_reverse_mcp_abort(ctx);
+        return;
+    }
+
+    ctx->close_sent = 1;
+
+    if (ctx->timer_ev.timer_set) {
+        ngx_del_timer(&ctx->timer_ev);
+    }
+
+    if (ctx->ping_ev.timer_set) {
+        ngx_del_timer(&ctx->ping_ev);
+    }
+
+    ngx_add_timer(&ctx->timer_ev, NGX_HTTP_REVERSE_MCP_CLOSE_WAIT);
+
+    ngx_http_reverse_mcp_maybe_done(ctx);
+}
+
+
+/* finalize once both close frames crossed and our queue is empty */
+static void
+ngx_http_reverse_mcp_maybe_done(ngx_http_reverse_mcp_conn_t *ctx)
+{
+    if (!ctx->finalized && ctx->close_sent && ctx->close_received
+        && ctx->out == NULL && !ctx->header_pending)
+    {
+        ngx_http_reverse_mcp_finalize(ctx);
+    }
+}
+
+
+static void
+ngx_http_reverse_mcp_timer_handler(ngx_event_t *ev)
+{
+    ngx_http_reverse_mcp_conn_t  *ctx = ev->data;
+
+    ngx_connection_t  *c;
+
+    c = ctx->connection;
+
+    switch (ctx->state) {
+
+    case NGX_HTTP_REVERSE_MCP_ST_INIT:
+    case NGX_HTTP_REVERSE_MCP_ST_LIST:
+        ngx_http_reverse_mcp_close(ctx, NGX_HTTP_REVERSE_MCP_WS_CLOSE_POLICY,
+                                   ctx->state == NGX_HTTP_REVERSE_MCP_ST_INIT
+                                   ? "initialize timed out"
+                                   : "tools/list timed out");
+        break;
+
+    case NGX_HTTP_REVERSE_MCP_ST_READY:
+        /* a re-list timed out: keep the tools we have */
+        ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                      "reverse_mcp: server \"%V\" did not answer tools/list "
+                      "in %Mms, keeping its previous tools", &ctx->server,
+                      ctx->lcf->call_timeout);
+        ctx->list_id = 0;
+
+        if (ctx->list_pool) {
+            ngx_destroy_pool(ctx->list_pool);
+            ctx->list_pool = NULL;
+        }
+
+        break;
+
+    default: /* CLOSING */
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "reverse_mcp: server \"%V\" did not answer the close "
+                      "frame in time", &ctx->server);
+        ngx_http_reverse_mcp_abort(ctx);
+        break;
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_reverse_mcp_ping_handler(ngx_event_t *ev)
+{
+    ngx_http_reverse_mcp_conn_t  *ctx = ev->data;
+
+    ngx_connection_t  *c;
+
+    c = ctx->connection;
+
+    if (ctx->awaiting_pong) {
+        ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                      "reverse_mcp: server \"%V\" of agent \"%V\" sent no "
+                      "pong within %Mms, closing", &ctx->server, &ctx->agent,
+                      ctx->lcf->ping_timeout);
+        ngx_http_reverse_mcp_abort(ctx);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    if (ngx_http_reverse_mcp_send(ctx, NGX_HTTP_REVERSE_MCP_WS_OP_PING,
+                                  (u_char *) "rmcp", 4, 1)
+        != NGX_OK)
+    {
+        ngx_http_reverse_mcp_abort(ctx);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    ctx->awaiting_pong = 1;
+    ngx_add_timer(&ctx->ping_ev, ctx->lcf->ping_timeout);
+}
+
+
+/* reading */
+
+
+static void
+ngx_http_reverse_mcp_read_handler(ngx_http_request_t *r)
+{
+    ssize_t                       n;
+    ngx_connection_t             *c;
+    ngx_http_reverse_mcp_conn_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_reverse_mcp_module);
+    c = r->connection;
+
+    if (ctx == NULL || ctx->finalized) {
+        return;
+    }
+
+    for ( ;; ) {
+
+        n = c->recv(c, ngx_http_reverse_mcp_rbuf,
+                    sizeof(ngx_http_reverse_mcp_rbuf));
+
+        if (n == NGX_AGAIN) {
+            if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+                ngx_http_reverse_mcp_abort(ctx);
+            }
+
+            return;
+        }
+
+        if (n == 0 || n == NGX_ERROR) {
+            if (!ctx->close_received) {
+                ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                              "reverse_mcp: server \"%V\" of agent \"%V\" "
+                              "closed the connection without a close frame",
+                              &ctx->server, &ctx->agent);
+            }
+
+            ngx_http_reverse_mcp_abort(ctx);
+            return;
+        }
+
+        ngx_http_reverse_mcp_feed(ctx, ngx_http_reverse_mcp_rbuf, n);
+
+        if (ctx->finalized) {
+            return;
+        }
+    }
+}
+
+
+static void
+ngx_http_reverse_mcp_feed(ngx_http_reverse_mcp_conn_t *ctx, u_char *buf,
+    size_t len)
+{
+    int     rc;
+    size_t  used;
+
+    while (len && !ctx->finalized) {
+
+        if (ctx->close_received) {
+            /* nothing may follow a close frame */
+            return;
+        }
+
+        ctx->stop = 0;
+
+        rc = ngx_http_reverse_mcp_ws_parse(&ctx->parser, buf, len, &used);
+
+        if (rc == NGX_HTTP_REVERSE_MCP_WS_FAIL) {
+            ngx_http_reverse_mcp_close(ctx, ctx->parser.close_code,
+                                       ctx->parser.error);
+            return;
+        }
+
+        if (rc == NGX_HTTP_REVERSE_MCP_WS_OK) {
+            break;
+        }
+
+        /* STOP: a callback changed the connection's state */
+        buf += used;
+        len -= used;
+    }
+
+    if (!ctx->finalized) {
+        if (ngx_http_reverse_mcp_flush(ctx) == NGX_ERROR) {
+            ngx_http_reverse_mcp_abort(ctx);
+            return;
+        }
+
+        ngx_http_reverse_mcp_maybe_done(ctx);
+    }
+}
+
+
+static int
+ngx_http_reverse_mcp_on_control(void *data, int opcode,
+    const unsigned char *payload, size_t len)
+{
+    ngx_http_reverse_mcp_conn_t  *ctx = data;
+
+    int         code;
+    ngx_str_t   reason;
+
+    switch (opcode) {
+
+    case NGX_HTTP_REVERSE_MCP_WS_OP_PING:
+        if (ctx->state != NGX_HTTP_REVERSE_MCP_ST_CLOSING) {
+            if (ngx_http_reverse_mcp_send(ctx,
+                                          NGX_HTTP_REVERSE_MCP_WS_OP_PONG,
+                                          (u_char *) payload, len, 1)
+                != NGX_OK)
+            {
+                ngx_http_reverse_mcp_abort(ctx);
+                return 1;
+            }
+        }
+
+        return 0;
+
+    case NGX_HTTP_REVERSE_MCP_WS_OP_PONG:
+        if (ctx->awaiting_pong) {
+            ctx->awaiting_pong = 0;
+
+            if (ctx->ping_ev.timer_set) {
+                ngx_del_timer(&ctx->ping_ev);
+            }
+
+            ngx_add_timer(&ctx->ping_ev, ctx->lcf->ping_interval);
+        }
+
+        return 0;
+
+    default: /* CLOSE */
+        ctx->close_received = 1;
+
+        code = NGX_HTTP_REVERSE_MCP_WS_CLOSE_NO_STATUS;
+        reason.len = 0;
+        reason.data = NULL;
+
+        if (len >= 2) {
+            code = (payload[0] << 8) | payload[1];
+            reason.data = (u_char *) payload + 2;
+            reason.len = len - 2;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, ctx->connection->log, 0,
+                      "reverse_mcp: server \"%V\" of agent \"%V\" closed "
+                      "the WebSocket with %d \"%V\"", &ctx->server,
+                      &ctx->agent, code, &reason);
+
+        ngx_http_reverse_mcp_deregister(ctx);
+
+        if (!ctx->close_sent) {
+            /* echo the code (RFC 6455 5.5.1) */
+            if (ngx_http_reverse_mcp_send(ctx,
+                                          NGX_HTTP_REVERSE_MCP_WS_OP_CLOSE,
+                                          (u_char *) payload,
+                                          len >= 2 ? 2 : 0, 1)
+                != NGX_OK)
+            {
+                ngx_http_reverse_mcp_abort(ctx);
+                return 1;
+            }
+
+            ctx->close_sent = 1;
+            ctx->state = NGX_HTTP_REVERSE_MCP_ST_CLOSING;
+        }
+
+        return 1;
+    }
+}
+
+
+static int
+ngx_http_reverse_mcp_on_message(void *data, int opcode,
+    const unsigned char *payload, size_t len)
+{
+    ngx_http_reverse_mcp_conn_t  *ctx = data;
+
+    if (ctx->state == NGX_HTTP_REVERSE_MCP_ST_CLOSING) {
+        return 0;
+    }
+
+    (void) ngx_atomic_fetch_add(&ctx->stats->messages_in, 1);
+
+    ngx_http_reverse_mcp_handle_payload(ctx, payload, len);
+
+    return ctx->stop;
+}
+
+
+/* writing */
+
+
+static ngx_int_t
+ngx_http_reverse_mcp_send(ngx_http_reverse_mcp_conn_t *ctx, int opcode,
+    u_char *data, size_t len, ngx_uint_t force)
+{
+    u_char                        *p;
+    size_t                         size;
+    ngx_http_reverse_mcp_frame_t  *f;
+
+    if (ctx->finalized || (ctx->close_sent && !force)) {
+        return NGX_ERROR;
+    }
+
+    size = sizeof(ngx_http_reverse_mcp_frame_t)
+           + NGX_HTTP_REVERSE_MCP_WS_MAX_HEADER + len;
+
+    if (!force && ctx->out_bytes + size > ctx->lcf->send_queue) {
+        return NGX_BUSY;
+    }
+
+    f = ngx_alloc(size, ctx->connection->log);
+    if (f == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(f, sizeof(ngx_http_reverse_mcp_frame_t));
+
+    p = (u_char *) (f + 1);
+
+    f->buf.start = p;
+    f->buf.pos = p;
+    p += ngx_http_reverse_mcp_ws_frame_header(p, opcode, len, NULL);
+    f->buf.last = ngx_cpymem(p, data, len);
+    f->buf.end = f->buf.last;
+    f->buf.memory = 1;
+    f->buf.flush = 1;
+    f->size = size;
+
+    f->cl.buf = &f->buf;
+    f->cl.next = NULL;
+
+    *ctx->out_last = &f->cl;
+    ctx->out_last = &f->cl.next;
+    ctx->out_bytes += size;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_reverse_mcp_send_json(ngx_http_reverse_mcp_conn_t *ctx, u_char *data,
+    size_t len)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_reverse_mcp_send(ctx, NGX_HTTP_REVERSE_MCP_WS_OP_TEXT, data,
+                                   len, 0);
+
+    if (rc == NGX_BUSY) {
+        ngx_http_reverse_mcp_close(ctx, NGX_HTTP_REVERSE_MCP_WS_CLOSE_POLICY,
+                                   "send queue full: the server does not "
+                                   "read");
+        return NGX_ERROR;
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_reverse_mcp_abort(ctx);
+        return NGX_ERROR;
+    }
+
+    (void) ngx_atomic_fetch_add(&ctx->stats->messages_out, 1);
+
+    if (ngx_http_reverse_mcp_flush(ctx) == NGX_ERROR) {
+        ngx_http_reverse_mcp_abort(ctx);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_reverse_mcp_flush(ngx_http_reverse_mcp_conn_t *ctx)
+{
+    ngx_chain_t                   *cl;
+    ngx_connection_t              *c;
+    ngx_http_request_t            *r;
+    ngx_http_core_loc_conf_t      *clcf;
+    ngx_http_reverse_mcp_frame_t  *f;
+
+    c = ctx->connection;
+    r = ctx->request;
+
+    if (ctx->finalized) {
+        return NGX_OK;
+    }
+
+    if (ctx->header_pending) {
+        /* the 101 response is still in nginx's output chain */
+        if (ngx_http_output_filter(r, NULL) == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (r->out) {
+            goto again;
+        }
+
+        ctx->header_pending = 0;
+    }
+
+    while (ctx->out) {
+
+        cl = c->send_chain(c, ctx->out, 0);
+
+        if (cl == NGX_CHAIN_ERROR) {
+            return NGX_ERROR;
+        }
+
+        while (ctx->out && ngx_buf_size(ctx->out->buf) == 0) {
+            f = (ngx_http_reverse_mcp_frame_t *) ctx->out;
+            ctx->out = ctx->out->next;
+            ctx->out_bytes -= f->size;
+            ngx_free(f);
+        }
+
+        if (ctx->out) {
+            goto again;
+        }
+    }
+
+    ctx->out_last = &ctx->out;
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    return NGX_OK;
+
+again:
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (!c->write->timer_set) {
+        ngx_add_timer(c->write, clcf->send_timeout);
+    }
+
+    if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_http_reverse_mcp_write_handler(ngx_http_request_t *r)
+{
+    ngx_connection_t             *c;
+    ngx_http_reverse_mcp_conn_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_reverse_mcp_module);
+    c = r->connection;
+
+    if (ctx == NULL || ctx->finalized) {
+        return;
+    }
+
+    if (c->write->timedout) {
+        c->write->timedout = 0;
+        c->timedout = 1;
+        ngx_log_error(NGX_LOG_WARN, c->log, NGX_ETIMEDOUT,
+                      "reverse_mcp: server \"%V\" of agent \"%V\" does not "
+                      "read, send timed out", &ctx->server, &ctx->agent);
+        ngx_http_reverse_mcp_abort(ctx);
+        return;
+    }
+
+    if (ngx_http_reverse_mcp_flush(ctx) == NGX_ERROR) {
+        ngx_http_reverse_mcp_abort(ctx);
+        return;
+    }
+
+    ngx_http_reverse_mcp_maybe_done(ctx);
+}
+
+
+/* the MCP client role */
+
+
+static void
+ngx_http_reverse_mcp_handle_payload(ngx_http_reverse_mcp_conn_t *ctx,
+    const u_char *p, size_t len)
+{
+    ctx->tmp_pool = ngx_create_pool(1024, ctx->connection->log);
+    if (ctx->tmp_pool == NULL) {
+        ngx_http_reverse_mcp_abort(ctx);
+        return;
+    }
+
+    ngx_http_reverse_mcp_handle_frame(ctx, p, len);
+
+    ngx_destroy_pool(ctx->tmp_pool);
+    ctx->tmp_pool = NULL;
+}
+
+
+static void
+ngx_http_reverse_mcp_handle_frame(ngx_http_reverse_mcp_conn_t *ctx,
+    const u_char *p, size_t len)
+{
+    char          err[128];
+    yajl_val      msg;
+    const u_char *end, *line, *nl;
+
+    end = p + len;
+
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) {
+        p++;
+    }
+
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'
+                       || end[-1] == '\n'))
+    {
+        end--;
+    }
+
+    if (p == end) {
+        ngx_http_reverse_mcp_close(ctx, NGX_HTTP_REVERSE_MCP_WS_CLOSE_BAD_DATA,
+                                   "empty message");
+        return;
+    }
+
+    msg = ngx_http_reverse_mcp_json_parse(p, end - p, err, sizeof(err));
+
+    if (msg) {
+        ngx_http_reverse_mcp_handle_message(ctx, msg);
+        yajl_tree_free(msg);
+        return;
+    }
+
+    if (ngx_strlchr((u_char *) p, (u_char *) end, '\n') == NULL) {
+        goto invalid;
+    }
+
+    /* several newline-delimited messages in one frame (stdio framing) */
+
+    for (line = p; line < end && !ctx->stop; line = nl + 1) {
+
+        nl = ngx_strlchr((u_char *) line, (u_char *) end, '\n');
+        if (nl == NULL) {
+            nl = end;
+        }
+
+        if (nl - line == 0 || (nl - line == 1 && *line == '\r')) {
+            continue;
+        }
+
+        msg = ngx_http_reverse_mcp_json_parse(line, nl - line, err,
+                                              sizeof(err));
+        if (msg == NULL) {
+            goto invalid;
+        }
+
+        ngx_http_reverse_mcp_handle_message(ctx, msg);
+        yajl_tree_free(msg);
+    }
+
+    return;
+
+invalid:
+
+    {
+        u_char  reason[123];
+
+        (void) ngx_snprintf(reason, sizeof(reason), "invalid JSON: %s%Z",
+                            err);
+        reason[sizeof(reason) - 1] = '\0';
+
+        ngx_http_reverse_mcp_close(ctx, NGX_HTTP_REVERSE_MCP_WS_CLOSE_BAD_DATA,
+                                   (char *) reason);
+    }
+}
+
+
+static void
+ngx_http_reverse_mcp_handle_message(ngx_http_reverse_mcp_conn_t *ctx,
+    yajl_val msg)
+{
+    size_t      i;
+    yajl_val    id;
+    ngx_str_t   method, version;
+
+    if (YAJL_IS_ARRAY(msg)) {
+        /* a JSON-RPC batch (2025-03-26 allows them) */
+        if (msg->u.array.len == 0) {
+            goto invalid;
+        }
+
+        for (i = 0; i < msg->u.array.len && !ctx->stop; i++) {
+            if (YAJL_IS_ARRAY(msg->u.array.values[i])) {
+                goto invalid;
+            }
+
+            ngx_http_reverse_mcp_handle_message(ctx, msg->u.array.values[i]);
+        }
+
+        return;
+    }
+
+    if (!YAJL_IS_OBJECT(msg)) {
+        goto invalid;
+    }
+
+    if (ngx_http_reverse_mcp_json_get_str(msg, "jsonrpc", &version) != NGX_OK
+        || version.len != 3 || ngx_strncmp(version.data, "2.0", 3) != 0)
+    {
+        goto invalid;
+    }
+
+    id = ngx_http_reverse_mcp_json_get(msg, "id");
+
+    if (ngx_http_reverse_mcp_json_get(msg, "method")) {
+
+        if (ngx_http_reverse_mcp_json_get_str(msg, "method", &method)
+            != NGX_OK)
+        {
+            goto invalid;
+        }
+
+        if (id) {
+            if (!YAJL_IS_STRING(id) && !YAJL_IS_INTEGER(id)) {
+                goto invalid;
+            }
+
+            ngx_http_reverse_mcp_handle_request(ctx, &method, id);
+
+        } else {
+            ngx_http_reverse_mcp_handle_notification(ctx, &method,
+                           ngx_http_reverse_mcp_json_get(msg, "params"));
+        }
+
+        return;
+    }
+
+    if (id && (ngx_http_reverse_mcp_json_get(msg, "result")
+               || ngx_http_reverse_mcp_json_get(msg, "error")))
+    {
+        ngx_http_reverse_mcp_handle_response(ctx, msg, id);
+        return;
+    }
+
+invalid:
+
+    ngx_http_reverse_mcp_close(ctx, NGX_HTTP_REVERSE_MCP_WS_CLOSE_PROTOCOL,
+                               "invalid JSON-RPC 2.0 message");
+}
+
+
+static void
+ngx_http_reverse_mcp_handle_request(ngx_http_reverse_mcp_conn_t *ctx,
+    ngx_str_t *method, yajl_val id)
+{
+    u_char      *p, *buf;
+    size_t       len;
+    ngx_str_t    idj, msg;
+    ngx_uint_t   ping;
+
+    if (ngx_http_reverse_mcp_json_dump(ctx->tmp_pool, id, &idj)
+        != NGX_OK)
+    {
+        ngx_http_reverse_mcp_abort(ctx);
+        return;
+    }
+
+    ping = (method->len == 4 && ngx_strncmp(method->data, "ping", 4) == 0);
+
+    ngx_str_null(&msg);
+
+    if (!ping) {
+        ngx_log_error(NGX_LOG_INFO, ctx->connection->log, 0,
+                      "reverse_mcp: server \"%V\" sent unsupported request "
+                      "\"%V\", answering -32601", &ctx->server, method);
+
+        msg.len = sizeof("Method not found: ") - 1 + method->len;
+        msg.data = ngx_pnalloc(ctx->tmp_pool, msg.len);
+        if (msg.data == NULL) {
+            ngx_http_reverse_mcp_abort(ctx);
+            return;
+        }
+
+        p = ngx_cpymem(msg.data, "Method not found: ",
+                       sizeof("Method not found: ") - 1);
+        ngx_memcpy(p, method->data, method->len);
+    }
+
+    len = sizeof("{\"jsonrpc\":\"2.0\",\"id\":,\"error\":{\"code\":-32601,"
+                 "\"message\":}}") + idj.len
+          + (ping ? 0 : ngx_http_reverse_mcp_json_escaped_len(&msg));
+
+    buf = ngx_pnalloc(ctx->tmp_pool, len);
+    if (buf == NULL) {
+        ngx_http_reverse_mcp_abort(ctx);
+        return;
+    }
+
+    p = ngx_cpymem(buf, "{\"jsonrpc\":\"2.0\",\"id\":", 22);
+    p = ngx_cpymem(p, idj.data, idj.len);
+
+    if (ping) {
+        p = ngx_cpymem(p, ",\"result\":{}}", 13);
+
+    } else {
+        p = ngx_cpymem(p, ",\"error\":{\"code\":-32601,\"message\":", 34);
+        p = ngx_http_reverse_mcp_json_escape(p, &msg);
+        p = ngx_cpymem(p, "}}", 2);
+    }
+
+    (void) ngx_http_reverse_mcp_send_json(ctx, buf, p - buf);
+}
+
+
+static void
+ngx_http_reverse_mcp_handle_notification(ngx_http_reverse_mcp_conn_t *ctx,
+    ngx_str_t *method, yajl_val params)
+{
+    if (method->len == sizeof("notifications/tools/list_changed") - 1
+        && ngx_strncmp(method->data, "notifications/tools/list_changed",
+                       method->len) == 0)
+    {
+        ngx_log_error(NGX_LOG_INFO, ctx->connection->log, 0,
+                      "reverse_mcp: server \"%V\" changed its tools",
+                      &ctx->server);
+
+        if (ctx->state == NGX_HTTP_REVERSE_MCP_ST_READY && ctx->list_id == 0)
+        {
+            if (ngx_http_reverse_mcp_list_tools(ctx) == NGX_OK) {
+                if (ctx->timer_ev.timer_set) {
+                    ngx_del_timer(&ctx->timer_ev);
+                }
+
+                ngx_add_timer(&ctx->timer_ev, ctx->lcf->call_timeout);
+            }
+
+        } else {
+            ctx->relist_pending = 1;
+        }
+
+        return;
+    }
+
+    if (method->len == sizeof("notifications/message") - 1
+        && ngx_strncmp(method->data, "notifications/message", method->len)
+           == 0)
+    {
+        ngx_http_reverse_mcp_log_notification(ctx, params);
+        return;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ctx->connection->log, 0,
+                   "reverse_mcp: server \"%V\" notification \"%V\" ignored",
+                   &ctx->server, method);
+}
+
+
+static void
+ngx_http_reverse_mcp_log_notification(ngx_http_reverse_mcp_conn_t *ctx,
+    yajl_val params)
+{
+    yajl_val    data;
+    ngx_str_t   level, logger, text;
+    ngx_uint_t  lvl;
+
+    if (ngx_http_reverse_mcp_json_get_str(params, "level", &level) != NGX_OK)
+    {
+        ngx_str_set(&level, "info");
+    }
+
+    lvl = ngx_http_reverse_mcp_log_level(&level);
+
+    if (ctx->connection->log->log_level < lvl) {
+        return;
+    }
+
+    if (ngx_http_reverse_mcp_json_get_str(params, "logger", &logger)
+        != NGX_OK)
+    {
+        ngx_str_set(&logger, "-");
+    }
+
+    data = ngx_http_reverse_mcp_json_get(params, "data");
+
+    if (data && YAJL_IS_STRING(data)) {
+        text.data = (u_char *) data->u.string;
+        text.len = ngx_strlen(data->u.string);
+
+    } else if (ngx_http_reverse_mcp_json_dump(ctx->tmp_pool, data, &text)
+               != NGX_OK)
+    {
+        return;
+    }
+
+    /* one log line per message, whatever the server sends */
+    if (text.len > NGX_HTTP_REVERSE_MCP_LOG_DATA_MAX) {
+        text.len = NGX_HTTP_REVERSE_MCP_LOG_DATA_MAX;
+    }
+
+    if (ngx_strlchr(text.data, text.data + text.len, '\n')
+        || ngx_strlchr(text.data, text.data + text.len, '\r'))
+    {
+        u_char  *p, *q;
+
+        p = ngx_pnalloc(ctx->tmp_pool, text.len);
+        if (p == NULL) {
+            return;
+        }
+
+        ngx_memcpy(p, text.data, text.len);
+
+        for (q = p; q < p + text.len; q++) {
+            if (*q == '\n' || *q == '\r') {
+                *q = ' ';
+            }
+        }
+
+        text.data = p;
+    }
+
+    if (logger.len > 64) {
+        logger.len = 64;
+    }
+
+    if (level.len > 16) {
+        level.len = 16;
+    }
+
+    ngx_log_error(lvl, ctx->connection->log, 0,
+                  "reverse_mcp: server \"%V\" log [%V] %V: %V",
+                  &ctx->server, &level, &logger, &text);
+}
+
+
+static void
+ngx_http_reverse_mcp_handle_response(ngx_http_reverse_mcp_conn_t *ctx,
+    yajl_val msg, yajl_val id)
+{
+    int64_t   n;
+    yajl_val  result, error;
+
+    result = ngx_http_reverse_mcp_json_get(msg, "result");
+    error = ngx_http_reverse_mcp_json_get(msg, "error");
+
+    if (!YAJL_IS_INTEGER(id)) {
+        goto unexpected;
+    }
+
+    n = YAJL_GET_INTEGER(id);
+
+    if (n == ctx->init_id && ctx->state == NGX_HTTP_REVERSE_MCP_ST_INIT) {
+        ngx_http_reverse_mcp_initialized(ctx, result, error);
+        return;
+    }
+
+    if (n != 0 && n == ctx->list_id) {
+        ngx_http_reverse_mcp_listed(ctx, result, error);
+        return;
+    }
+
+unexpected:
+
+    ngx_log_error(NGX_LOG_WARN, ctx->connection->log, 0,
+                  "reverse_mcp: server \"%V\" answered a request the "
+                  "gateway did not send (or no longer waits for), ignored",
+                  &ctx->server);
+}
+
+
+static void
+ngx_http_reverse_mcp_rpc_failed(ngx_http_reverse_mcp_conn_t *ctx,
+    const char *what, yajl_val error)
+{
+    u_char     reason[123];
+    yajl_val   code;
+    ngx_str_t  message;
+
+    code = ngx_http_reverse_mcp_json_get(error, "code");
+
+    if (ngx_http_reverse_mcp_json_get_str(error, "message", &message)
+        != NGX_OK)
+    {
+        ngx_str_set(&message, "no message");
+    }
+
+    (void) ngx_snprintf(reason, sizeof(reason), "%s failed: %L %V%Z", what,
+                        code && YAJL_IS_INTEGER(code)
+                        ? YAJL_GET_INTEGER(code) : 0, &message);
+    reason[sizeof(reason) - 1] = '\0';
+
+    ngx_http_reverse_mcp_close(ctx, NGX_HTTP_REVERSE_MCP_WS_CLOSE_PROTOCOL,
+                               (char *) reason);
+}
+
+
+static void
+ngx_http_reverse_mcp_initialized(ngx_http_reverse_mcp_conn_t *ctx,
+    yajl_val result, yajl_val error)
+{
+    u_char      reason[123];
+    yajl_val    caps, info;
+    ngx_str_t   version;
+    ngx_pool_t *pool;
+
+    static u_char  initialized[] =
+        "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}";
+
+    pool = ctx->request->pool;
+
+    if (error || result == NULL || !YAJL_IS_OBJECT(result)) {
+        if (error) {
+            ngx_http_reverse_mcp_rpc_failed(ctx, "initialize", error);
+
+        } else {
+            ngx_http_reverse_mcp_close(ctx,
+                                       NGX_HTTP_REVERSE_MCP_WS_CLOSE_PROTOCOL,
+                                       "initialize result is not an object");
+        }
+
+        return;
+    }
+
+    if (ngx_http_reverse_mcp_json_get_str(result, "protocolVersion", &version)
+        != NGX_OK)
+    {
+        ngx_http_reverse_mcp_close(ctx, NGX_HTTP_REVERSE_MCP_WS_CLOSE_PROTOCOL,
+                                   "initialize result has no "
+                                   "protocolVersion");
+        return;
+    }
+
+    if (!ngx_http_reverse_mcp_version_supported(&version)) {
+        if (version.len > 32) {
+            version.len = 32;
+        }
+
+        (void) ngx_snprintf(reason, sizeof(reason),
+                            "unsupported protocolVersion \"%V\"%Z", &version);
+        reason[sizeof(reason) - 1] = '\0';
+
+        ngx_http_reverse_mcp_close(ctx, NGX_HTTP_REVERSE_MCP_WS_CLOSE_PROTOCOL,
+                                   (char *) reason);
+        return;
+    }
+
+    caps = ngx_http_reverse_mcp_json_get(result, "capabilities");
+
+    if (caps && !YAJL_IS_OBJECT(caps)) {
+        ngx_http_reverse_mcp_close(ctx, NGX_HTTP_REVERSE_MCP_WS_CLOSE_PROTOCOL,
+                                   "initialize capabilities is not an "
+                                   "object");
+        return;
+    }
+
+    info = ngx_http_reverse_mcp_json_get(result, "serverInfo");
+
+    ctx->protocol_version.data = ngx_pstrdup(pool, &version);
+    if (ctx->protocol_version.data == NULL) {
+        ngx_http_reverse_mcp_abort(ctx);
+        return;
+    }
+
+    ctx->protocol_version.len = version.len;
+
+    if ((caps && ngx_http_reverse_mcp_json_dump(pool, caps,
+                                                &ctx->capabilities)
+                 != NGX_OK)
+        || (info && YAJL_IS_OBJECT(info)
+            && ngx_http_reverse_mcp_json_dump(pool, info, &ctx->server_info)
+               != NGX_OK))
+    {
+        ngx_http_reverse_mcp_abort(ctx);
+        return;
+    }
+
+    ctx->tools_cap = caps && ngx_http_reverse_mcp_json_get(caps, "tools");
+
+    if (ngx_http_reverse_mcp_send_json(ctx, initialized,
+                                       sizeof(initialized) - 1)
+        != NGX_OK)
+    {
+        return;
+    }
+
+    if (!ctx->tools_cap) {
+        /* no tools capability: registered with no tools */
+        ngx_http_reverse_mcp_register(ctx);
+        return;
+    }
+
+    ctx->state = NGX_HTTP_REVERSE_MCP_ST_LIST;
+    ctx->relist_pending = 0;
+
+    (void) ngx_http_reverse_mcp_list_tools(ctx);
+}
+
+
+static ngx_int_t
+ngx_http_reverse_mcp_list_tools(ngx_http_reverse_mcp_conn_t *ctx)
+{
+    u_char  *p, *buf;
+    size_t   len;
+
+    if (ctx->list_pool == NULL) {
+        ctx->list_pool = ngx_create_pool(4096, ctx->connection->log);
+        if (ctx->list_pool == NULL) {
+            ngx_http_reverse_mcp_abort(ctx);
+            return NGX_ERROR;
+        }
+
+        ctx->tools = ngx_array_create(ctx->list_pool, 16,
+                                      sizeof(ngx_http_reverse_mcp_tool_t));
+        if (ctx->tools == NULL) {
+            ngx_http_reverse_mcp_abort(ctx);
+            return NGX_ERROR;
+        }
+
+        ctx->tools_rejected = 0;
+        ctx->pages = 0;
+        ngx_str_null(&ctx->cursor);
+    }
+
+    ctx->list_id = ctx->next_id++;
+    ctx->pages++;
+
+    len = sizeof("{\"jsonrpc\":\"2.0\",\"id\":,\"method\":\"tools/list\","
+                 "\"params\":{\"cursor\":}}") + NGX_INT64_LEN;
+
+    if (ctx->cursor.len) {
+        len += ngx_http_reverse_mcp_json_escaped_len(&ctx->cursor);
+    }
+
+    buf = ngx_pnalloc(ctx->list_pool, len);
+    if (buf == NULL) {
+        ngx_http_reverse_mcp_abort(ctx);
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(buf, "{\"jsonrpc\":\"2.0\",\"id\":%L,"
+                    "\"method\":\"tools/list\"", ctx->list_id);
+
+    if (ctx->cursor.len) {
+        p = ngx_cpymem(p, ",\"params\":{\"cursor\":", 20);
+        p = ngx_http_reverse_mcp_json_escape(p, &ctx->cursor);
+        *p++ = '}';
+    }
+
+    *p++ = '}';
+
+    return ngx_http_reverse_mcp_send_json(ctx, buf, p - buf);
+}
+
+
+static void
+ngx_http_reverse_mcp_listed(ngx_http_reverse_mcp_conn_t *ctx,
+    yajl_val result, yajl_val error)
+{
+    size_t                        i, n;
+    yajl_val                      tools, next;
+    ngx_str_t                     name, cursor;
+    ngx_uint_t                    j;
+    const char                   *err;
+    ngx_http_reverse_mcp_tool_t  *t, *tt;
+
+    ctx->list_id = 0;
+
+    if (error || result == NULL || !YAJL_IS_OBJECT(result)) {
+
+        if (ctx->state == NGX_HTTP_REVERSE_MCP_ST_READY && error) {
+            /* a failed re-list keeps the tools we have */
+            ngx_log_error(NGX_LOG_WARN, ctx->connection->log, 0,
+                          "reverse_mcp: server \"%V\" failed tools/list, "
+                          "keeping its previous tools", &ctx->server);
+            goto done;
+        }
+
+        if (error) {
+            ngx_http_reverse_mcp_rpc_failed(ctx, "tools/list", error);
+
+        } else {
+            ngx_http_reverse_mcp_close(ctx,
+                                       NGX_HTTP_REVERSE_MCP_WS_CLOSE_PROTOCOL,
+                                       "tools/list result is not an object");
+        }
+
+        return;
+    }
+
+    tools = ngx_http_reverse_mcp_json_get(result, "tools");
+
+    if (tools == NULL || !YAJL_IS_ARRAY(tools)) {
+        ngx_http_reverse_mcp_close(ctx, NGX_HTTP_REVERSE_MCP_WS_CLOSE_PROTOCOL,
+                                   "tools/list result has no \"tools\" "
+                                   "array");
+        return;
+    }
+
+    next = ngx_http_reverse_mcp_json_get(result, "nextCursor");
+
+    if (next && !YAJL_IS_STRING(next) && !YAJL_IS_NULL(next)) {
+        ngx_http_reverse_mcp_close(ctx, NGX_HTTP_REVERSE_MCP_WS_CLOSE_PROTOCOL,
+                                   "tools/list nextCursor is not a string");
+        return;
+    }
+
+    n = tools->u.array.len;
+
+    for (i = 0; i < n; i++) {
+
+        if (ngx_http_reverse_mcp_tool_check(tools->u.array.values[i], &name,
+                                            &err)
+            != NGX_OK)
+        {
+            ctx->tools_rejected++;
+            ngx_log_error(NGX_LOG_WARN, ctx->connection->log, 0,
+                          "reverse_mcp: server \"%V\" tool #%uz rejected: %s",
+                          &ctx->server, i + ctx->tools->nelts
+                                         + ctx->tools_rejected - 1, err);
+            continue;
+        }
+
+        tt = ctx->tools->elts;
+
+        for (j = 0; j < ctx->tools->nelts; j++) {
+            if (tt[j].name.len == name.len
+                && ngx_strncmp(tt[j].name.data, name.data, name.len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (j < ctx->tools->nelts) {
+            ctx->tools_rejected++;
+            ngx_log_error(NGX_LOG_WARN, ctx->connection->log, 0,
+                          "reverse_mcp: server \"%V\" listed tool \"%V\" "
+                          "twice, the second is ignored", &ctx->server,
+                          &name);
+            continue;
+        }
+
+        t = ngx_array_push(ctx->tools);
+        if (t == NULL) {
+            ngx_http_reverse_mcp_abort(ctx);
+            return;
+        }
+
+        if (ngx_http_reverse_mcp_json_dump(ctx->list_pool,
+                                           tools->u.array.values[i],
+                                           &t->json)
+            != NGX_OK)
+        {
+            ngx_http_reverse_mcp_abort(ctx);
+            return;
+        }
+
+        t->name.data = ngx_pstrdup(ctx->list_pool, &name);
+        if (t->name.data == NULL) {
+            ngx_http_reverse_mcp_abort(ctx);
+            return;
+        }
+
+        t->name.len = name.len;
+
+        if (ctx->tools->nelts > ctx->acf->max_tools) {
+            ngx_http_reverse_mcp_close(ctx,
+                                       NGX_HTTP_REVERSE_MCP_WS_CLOSE_POLICY,
+                                       "agent tool limit reached");
+            return;
+        }
+    }
+
+    if (next && YAJL_IS_STRING(next) && next->u.string[0]) {
+        cursor.data = (u_char *) next->u.string;
+        cursor.len = ngx_strlen(next->u.string);
+
+        if ((cursor.len == ctx->cursor.len
+             && ngx_strncmp(cursor.data, ctx->cursor.data, cursor.len) == 0)
+            || ctx->pages >= NGX_HTTP_REVERSE_MCP_MAX_PAGES)
+        {
+            ngx_http_reverse_mcp_close(ctx,
+                                       NGX_HTTP_REVERSE_MCP_WS_CLOSE_PROTOCOL,
+                                       "tools/list pagination does not end");
+            return;
+        }
+
+        ctx->cursor.data = ngx_pstrdup(ctx->list_pool, &cursor);
+        if (ctx->cursor.data == NULL) {
+            ngx_http_reverse_mcp_abort(ctx);
+            return;
+        }
+
+        ctx->cursor.len = cursor.len;
+
+        (void) ngx_http_reverse_mcp_list_tools(ctx);
+        return;
+    }
+
+    ngx_http_reverse_mcp_register(ctx);
+
+    if (ctx->state != NGX_HTTP_REVERSE_MCP_ST_READY) {
+        return;
+    }
+
+done:
+
+    if (ctx->list_pool) {
+        ngx_destroy_pool(ctx->list_pool);
+        ctx->list_pool = NULL;
+        ctx->tools = NULL;
+    }
+
+    if (ctx->timer_ev.timer_set) {
+        ngx_del_timer(&ctx->timer_ev);
+    }
+
+    if (ctx->relist_pending) {
+        ctx->relist_pending = 0;
+
+        if (ngx_http_reverse_mcp_list_tools(ctx) == NGX_OK) {
+            ngx_add_timer(&ctx->timer_ev, ctx->lcf->call_timeout);
+        }
+    }
+}
+
+
+static void
+ngx_http_reverse_mcp_register(ngx_http_reverse_mcp_conn_t *ctx)
+{
+    ngx_int_t                          rc;
+    const char                        *reason;
+    ngx_http_reverse_mcp_reg_entry_t   e;
+
+    ngx_memzero(&e, sizeof(ngx_http_reverse_mcp_reg_entry_t));
+
+    e.agent = ctx->agent;
+    e.server = ctx->server;
+    e.conn_id = ctx->conn_id;
+    e.connected_at = ctx->connected_at;
+    e.protocol_version = ctx->protocol_version;
+    e.server_info = ctx->server_info;
+    e.capabilities = ctx->capabilities;
+    e.tools = ctx->tools;
+    e.tools_rejected = ctx->tools_rejected;
+    e.duplicate = ctx->lcf->duplicate;
+    e.max_servers = ctx->acf->max_servers;
+    e.max_tools = ctx->acf->max_tools;
+
+    if (ctx->state == NGX_HTTP_REVERSE_MCP_ST_READY && !ctx->registered) {
+        /* replaced meanwhile: the heartbeat closes us */
+        return;
+    }
+
+    reason = "";
+
+    rc = ngx_http_reverse_mcp_registry_put(ctx->mcf->shm_zone, &e,
+                                           ctx->connection->log, &reason);
+
+    switch (rc) {
+
+    case NGX_OK:
+        break;
+
+    case NGX_ERROR:
+        (void) ngx_atomic_fetch_add(&ctx->stats->registrations_refused, 1);
+        ngx_http_reverse_mcp_close(ctx,
+                                   NGX_HTTP_REVERSE_MCP_WS_CLOSE_TRY_LATER,
+                                   reason);
+        return;
+
+    default: /* NGX_DECLINED, NGX_BUSY */
+        (void) ngx_atomic_fetch_add(&ctx->stats->registrations_refused, 1);
+        ngx_http_reverse_mcp_close(ctx, NGX_HTTP_REVERSE_MCP_WS_CLOSE_POLICY,
+                                   reason);
+        return;
+    }
+
+    if (ctx->state != NGX_HTTP_REVERSE_MCP_ST_READY) {
+        ngx_log_error(NGX_LOG_INFO, ctx->connection->log, 0,
+                      "reverse_mcp: server \"%V\" of agent \"%V\" registered "
+                      "with %ui tool(s), protocol %V (connection %uL)",
+                      &ctx->server, &ctx->agent,
+                      ctx->tools ? ctx->tools->nelts : 0,
+                      &ctx->protocol_version, ctx->conn_id);
+
+        ctx->state = NGX_HTTP_REVERSE_MCP_ST_READY;
+        ctx->registered = 1;
+
+        if (ctx->timer_ev.timer_set) {
+            ngx_del_timer(&ctx->timer_ev);
+        }
+
+    } else {
+        ngx_log_error(NGX_LOG_INFO, ctx->connection->log, 0,
+                      "reverse_mcp: server \"%V\" of agent \"%V\" now has "
+                      "%ui tool(s)", &ctx->server, &ctx->agent,
+                      ctx->tools ? ctx->tools->nelts : 0);
+    }
+}
+
+
+/* per-worker housekeeping */
+
+
+void
+ngx_http_reverse_mcp_connector_heartbeat(ngx_cycle_t *cycle)
+{
+    ngx_queue_t                       *q, *next;
+    ngx_connection_t                  *c;
+    ngx_atomic_uint_t                  kicks;
+    ngx_http_reverse_mcp_conn_t       *ctx;
+    ngx_http_reverse_mcp_main_conf_t  *mcf;
+
+    if (!ngx_http_reverse_mcp_conns_init) {
+        return;
+    }
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                              ngx_http_reverse_mcp_module);
+
+    kicks = ngx_http_reverse_mcp_registry_kicks(mcf->shm_zone);
+
+    if (kicks == ngx_http_reverse_mcp_kicks_seen && !ngx_exiting) {
+        return;
+    }
+
+    ngx_http_reverse_mcp_kicks_seen = kicks;
+
+    for (q = ngx_queue_head(&ngx_http_reverse_mcp_conns);
+         q != ngx_queue_sentinel(&ngx_http_reverse_mcp_conns);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        ctx = ngx_queue_data(q, ngx_http_reverse_mcp_conn_t, queue);
+        c = ctx->connection;
+
+        if (ctx->finalized || ctx->state == NGX_HTTP_REVERSE_MCP_ST_CLOSING) {
+            continue;
+        }
+
+        if (ngx_exiting
+            && ctx->lcf->shutdown == NGX_HTTP_REVERSE_MCP_SHUTDOWN_CLOSE)
+        {
+            ngx_http_reverse_mcp_close(ctx,
+                                   NGX_HTTP_REVERSE_MCP_WS_CLOSE_GOING_AWAY,
+                                   "gateway shutting down, reconnect");
+            ngx_http_run_posted_requests(c);
+            continue;
+        }
+
+        if (ctx->registered
+            && !ngx_http_reverse_mcp_registry_owns(ctx->mcf->shm_zone,
+                                                   &ctx->agent, &ctx->server,
+                                                   ctx->conn_id))
+        {
+            ctx->registered = 0;
+            ngx_http_reverse_mcp_close(ctx,
+                                   NGX_HTTP_REVERSE_MCP_WS_CLOSE_POLICY,
+                                   "replaced by a newer connection");
+            ngx_http_run_posted_requests(c);
+        }
+    }
+}
+
+
+void
+ngx_http_reverse_mcp_connector_exit(ngx_cycle_t *cycle)
+{
+    u_char                        buf[NGX_HTTP_REVERSE_MCP_WS_MAX_HEADER + 125];
+    size_t                        n, hlen;
+    ngx_queue_t                  *q;
+    ngx_connection_t             *c;
+    ngx_http_reverse_mcp_conn_t  *ctx;
+
+    if (!ngx_http_reverse_mcp_conns_init) {
+        return;
+    }
+
+    /* the worker exits with sockets still open (fast shutdown) */
+
+    for (q = ngx_queue_head(&ngx_http_reverse_mcp_conns);
+         q != ngx_queue_sentinel(&ngx_http_reverse_mcp_conns);
+         q = ngx_queue_next(q))
+    {
+        ctx = ngx_queue_data(q, ngx_http_reverse_mcp_conn_t, queue);
+        c = ctx->connection;
+
+        if (!ctx->close_sent && !ctx->header_pending && ctx->out == NULL) {
+            n = ngx_http_reverse_mcp_ws_close_payload(buf + 4,
+                    NGX_HTTP_REVERSE_MCP_WS_CLOSE_GOING_AWAY,
+                    "gateway shutting down", 21);
+            hlen = ngx_http_reverse_mcp_ws_frame_header(buf,
+                       NGX_HTTP_REVERSE_MCP_WS_OP_CLOSE, n, NULL);
+            ngx_memmove(buf + hlen, buf + 4, n);
+            (void) c->send(c, buf, hlen + n);
+            ctx->close_sent = 1;
+        }
+
+        ngx_http_reverse_mcp_deregister(ctx);
+    }
+}

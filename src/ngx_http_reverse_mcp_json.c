@@ -1,0 +1,343 @@
+/*
+ * JSON helpers on top of yajl (see ngx_http_reverse_mcp_json.h).
+ */
+
+#include "ngx_http_reverse_mcp_json.h"
+
+
+static ngx_int_t ngx_http_reverse_mcp_json_depth_ok(const u_char *p,
+    size_t len, ngx_uint_t max);
+
+
+/*
+ * yajl_tree frees values recursively, so a hostile peer must not be able
+ * to build a deep tree: count nesting outside strings before parsing.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_json_depth_ok(const u_char *p, size_t len,
+    ngx_uint_t max)
+{
+    ngx_uint_t    depth, in_str, esc;
+    const u_char *end;
+
+    depth = 0;
+    in_str = 0;
+    esc = 0;
+
+    for (end = p + len; p < end; p++) {
+
+        if (in_str) {
+            if (esc) {
+                esc = 0;
+
+            } else if (*p == '\\') {
+                esc = 1;
+
+            } else if (*p == '"') {
+                in_str = 0;
+            }
+
+            continue;
+        }
+
+        switch (*p) {
+
+        case '"':
+            in_str = 1;
+            break;
+
+        case '{':
+        case '[':
+            if (++depth > max) {
+                return NGX_DECLINED;
+            }
+            break;
+
+        case '}':
+        case ']':
+            if (depth) {
+                depth--;
+            }
+            break;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+yajl_val
+ngx_http_reverse_mcp_json_parse(const u_char *data, size_t len, char *err,
+    size_t errlen)
+{
+    u_char    *copy;
+    yajl_val   v;
+
+    if (errlen) {
+        err[0] = '\0';
+    }
+
+    if (ngx_http_reverse_mcp_json_depth_ok(data, len,
+                                           NGX_HTTP_REVERSE_MCP_JSON_MAX_DEPTH)
+        != NGX_OK)
+    {
+        ngx_cpystrn((u_char *) err, (u_char *) "nesting too deep", errlen);
+        return NULL;
+    }
+
+    copy = ngx_alloc(len + 1, ngx_cycle->log);
+    if (copy == NULL) {
+        ngx_cpystrn((u_char *) err, (u_char *) "out of memory", errlen);
+        return NULL;
+    }
+
+    ngx_memcpy(copy, data, len);
+    copy[len] = '\0';
+
+    if (ngx_strlen(copy) != len) {
+        ngx_free(copy);
+        ngx_cpystrn((u_char *) err, (u_char *) "NUL byte in JSON text",
+                    errlen);
+        return NULL;
+    }
+
+    v = yajl_tree_parse((const char *) copy, err, errlen);
+
+    ngx_free(copy);
+
+    if (v == NULL && errlen && err[0] == '\0') {
+        ngx_cpystrn((u_char *) err, (u_char *) "parse error", errlen);
+    }
+
+    if (v == NULL && errlen) {
+        /* yajl's messages span lines: keep log lines single */
+        for (copy = (u_char *) err; *copy; copy++) {
+            if (*copy == '\n' || *copy == '\r') {
+                *copy = ' ';
+            }
+        }
+    }
+
+    return v;
+}
+
+
+yajl_val
+ngx_http_reverse_mcp_json_get(yajl_val obj, const char *key)
+{
+    size_t  i, n;
+
+    if (obj == NULL || !YAJL_IS_OBJECT(obj)) {
+        return NULL;
+    }
+
+    n = obj->u.object.len;
+
+    for (i = 0; i < n; i++) {
+        if (ngx_strcmp(obj->u.object.keys[i], key) == 0) {
+            return obj->u.object.values[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+ngx_int_t
+ngx_http_reverse_mcp_json_get_str(yajl_val obj, const char *key,
+    ngx_str_t *out)
+{
+    yajl_val  v;
+
+    v = ngx_http_reverse_mcp_json_get(obj, key);
+
+    if (v == NULL || !YAJL_IS_STRING(v)) {
+        return NGX_DECLINED;
+    }
+
+    out->data = (u_char *) v->u.string;
+    out->len = ngx_strlen(v->u.string);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_reverse_mcp_json_gen(yajl_gen g, yajl_val v)
+{
+    size_t       i, n;
+    const char  *s;
+
+    if (v == NULL) {
+        return yajl_gen_null(g) == yajl_gen_status_ok ? NGX_OK : NGX_ERROR;
+    }
+
+    switch (v->type) {
+
+    case yajl_t_string:
+        s = v->u.string;
+        if (yajl_gen_string(g, (const unsigned char *) s, ngx_strlen(s))
+            != yajl_gen_status_ok)
+        {
+            return NGX_ERROR;
+        }
+        return NGX_OK;
+
+    case yajl_t_number:
+        s = v->u.number.r;
+        if (yajl_gen_number(g, s, ngx_strlen(s)) != yajl_gen_status_ok) {
+            return NGX_ERROR;
+        }
+        return NGX_OK;
+
+    case yajl_t_object:
+        if (yajl_gen_map_open(g) != yajl_gen_status_ok) {
+            return NGX_ERROR;
+        }
+
+        n = v->u.object.len;
+
+        for (i = 0; i < n; i++) {
+            s = v->u.object.keys[i];
+
+            if (yajl_gen_string(g, (const unsigned char *) s, ngx_strlen(s))
+                != yajl_gen_status_ok
+                || ngx_http_reverse_mcp_json_gen(g, v->u.object.values[i])
+                   != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+
+        return yajl_gen_map_close(g) == yajl_gen_status_ok ? NGX_OK
+                                                           : NGX_ERROR;
+
+    case yajl_t_array:
+        if (yajl_gen_array_open(g) != yajl_gen_status_ok) {
+            return NGX_ERROR;
+        }
+
+        n = v->u.array.len;
+
+        for (i = 0; i < n; i++) {
+            if (ngx_http_reverse_mcp_json_gen(g, v->u.array.values[i])
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+
+        return yajl_gen_array_close(g) == yajl_gen_status_ok ? NGX_OK
+                                                             : NGX_ERROR;
+
+    case yajl_t_true:
+        return yajl_gen_bool(g, 1) == yajl_gen_status_ok ? NGX_OK : NGX_ERROR;
+
+    case yajl_t_false:
+        return yajl_gen_bool(g, 0) == yajl_gen_status_ok ? NGX_OK : NGX_ERROR;
+
+    default:
+        return yajl_gen_null(g) == yajl_gen_status_ok ? NGX_OK : NGX_ERROR;
+    }
+}
+
+
+ngx_int_t
+ngx_http_reverse_mcp_json_dump(ngx_pool_t *pool, yajl_val v, ngx_str_t *out)
+{
+    size_t                len;
+    yajl_gen              g;
+    const unsigned char  *buf;
+
+    g = yajl_gen_alloc(NULL);
+    if (g == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_reverse_mcp_json_gen(g, v) != NGX_OK
+        || yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok)
+    {
+        yajl_gen_free(g);
+        return NGX_ERROR;
+    }
+
+    out->data = ngx_pnalloc(pool, len);
+    if (out->data == NULL) {
+        yajl_gen_free(g);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(out->data, buf, len);
+    out->len = len;
+
+    yajl_gen_free(g);
+
+    return NGX_OK;
+}
+
+
+size_t
+ngx_http_reverse_mcp_json_escaped_len(ngx_str_t *s)
+{
+    size_t   len, i;
+    u_char   c;
+
+    len = 2;
+
+    for (i = 0; i < s->len; i++) {
+        c = s->data[i];
+
+        if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t'
+            || c == '\b' || c == '\f')
+        {
+            len += 2;
+
+        } else if (c < 0x20) {
+            len += 6;
+
+        } else {
+            len++;
+        }
+    }
+
+    return len;
+}
+
+
+u_char *
+ngx_http_reverse_mcp_json_escape(u_char *dst, ngx_str_t *s)
+{
+    size_t         i;
+    u_char         c;
+    static u_char  hex[] = "0123456789abcdef";
+
+    *dst++ = '"';
+
+    for (i = 0; i < s->len; i++) {
+        c = s->data[i];
+
+        switch (c) {
+        case '"':  *dst++ = '\\'; *dst++ = '"'; break;
+        case '\\': *dst++ = '\\'; *dst++ = '\\'; break;
+        case '\n': *dst++ = '\\'; *dst++ = 'n'; break;
+        case '\r': *dst++ = '\\'; *dst++ = 'r'; break;
+        case '\t': *dst++ = '\\'; *dst++ = 't'; break;
+        case '\b': *dst++ = '\\'; *dst++ = 'b'; break;
+        case '\f': *dst++ = '\\'; *dst++ = 'f'; break;
+
+        default:
+            if (c < 0x20) {
+                *dst++ = '\\'; *dst++ = 'u'; *dst++ = '0'; *dst++ = '0';
+                *dst++ = hex[c >> 4];
+                *dst++ = hex[c & 0xf];
+
+            } else {
+                *dst++ = c;
+            }
+        }
+    }
+
+    *dst++ = '"';
+
+    return dst;
+}

@@ -1,0 +1,88 @@
+/*
+ * Shared declarations of ngx_http_reverse_mcp_module: configuration
+ * structures (http-level zone and agents, location-level connector and
+ * status settings) and the functions each source file offers the others.
+ */
+
+#ifndef _NGX_HTTP_REVERSE_MCP_MODULE_H_INCLUDED_
+#define _NGX_HTTP_REVERSE_MCP_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+
+#define NGX_HTTP_REVERSE_MCP_VERSION        "0.1.0"
+#define NGX_HTTP_REVERSE_MCP_NAME_MAX       64
+#define NGX_HTTP_REVERSE_MCP_TOOL_NAME_MAX  128
+
+#define NGX_HTTP_REVERSE_MCP_DUP_REPLACE    0
+#define NGX_HTTP_REVERSE_MCP_DUP_REJECT     1
+
+#define NGX_HTTP_REVERSE_MCP_SHUTDOWN_KEEP  0
+#define NGX_HTTP_REVERSE_MCP_SHUTDOWN_CLOSE 1
+
+
+typedef struct ngx_http_reverse_mcp_conn_s  ngx_http_reverse_mcp_conn_t;
+
+
+/* one "server" line inside a reverse_mcp_agent block */
+typedef struct {
+    ngx_str_t                  name;
+    u_char                     token_sha256[32];
+    unsigned                   no_auth:1;
+    unsigned                   disabled:1;
+} ngx_http_reverse_mcp_server_conf_t;
+
+
+typedef struct {
+    ngx_str_t                  name;
+    ngx_array_t                servers;   /* server_conf_t */
+    ngx_uint_t                 max_servers;
+    ngx_uint_t                 max_tools;
+} ngx_http_reverse_mcp_agent_conf_t;
+
+
+typedef struct {
+    ngx_shm_zone_t            *shm_zone;
+    ngx_array_t                agents;    /* agent_conf_t */
+    ngx_msec_t                 sweep_interval;
+} ngx_http_reverse_mcp_main_conf_t;
+
+
+typedef struct {
+    ngx_http_complex_value_t  *connector; /* agent name; NULL: off */
+    ngx_flag_t                 status;
+    ngx_flag_t                 query_token;
+    ngx_uint_t                 duplicate;
+    ngx_uint_t                 shutdown;
+    ngx_msec_t                 handshake_timeout;
+    ngx_msec_t                 call_timeout;
+    ngx_msec_t                 ping_interval;
+    ngx_msec_t                 ping_timeout;
+    size_t                     max_message;
+    size_t                     send_queue;
+} ngx_http_reverse_mcp_loc_conf_t;
+
+
+extern ngx_module_t  ngx_http_reverse_mcp_module;
+
+
+/* ngx_http_reverse_mcp_module.c */
+ngx_http_reverse_mcp_agent_conf_t *ngx_http_reverse_mcp_find_agent(
+    ngx_http_reverse_mcp_main_conf_t *mcf, ngx_str_t *name);
+ngx_http_reverse_mcp_server_conf_t *ngx_http_reverse_mcp_find_server(
+    ngx_http_reverse_mcp_agent_conf_t *acf, ngx_str_t *name);
+ngx_int_t ngx_http_reverse_mcp_name_valid(ngx_str_t *name);
+
+/* ngx_http_reverse_mcp_connector.c */
+ngx_int_t ngx_http_reverse_mcp_connector_handler(ngx_http_request_t *r);
+void ngx_http_reverse_mcp_connector_heartbeat(ngx_cycle_t *cycle);
+void ngx_http_reverse_mcp_connector_exit(ngx_cycle_t *cycle);
+
+/* ngx_http_reverse_mcp_status.c */
+ngx_int_t ngx_http_reverse_mcp_status_handler(ngx_http_request_t *r);
+
+
+#endif /* _NGX_HTTP_REVERSE_MCP_MODULE_H_INCLUDED_ */

@@ -1,0 +1,1033 @@
+/*
+ * The shared-memory registry of connected reverse MCP servers.
+ *
+ * Layout: one root (shpool->data) with an rbtree of agents; each agent has
+ * an rbtree of servers.  A server entry is ONE slab allocation: the fixed
+ * part, then its tool index (sorted by name, for binary search) and the
+ * bytes of its name, protocol version, serverInfo, capabilities and tool
+ * JSON.  Updating a tool list allocates a new entry, links it, then frees
+ * the old one, so a failed allocation never loses the live entry.
+ *
+ * Only shpool->mutex is taken; nothing slow (parsing, I/O, logging storms)
+ * happens while it is held.
+ */
+
+#include "ngx_http_reverse_mcp_module.h"
+#include "ngx_http_reverse_mcp_registry.h"
+#include "ngx_http_reverse_mcp_json.h"
+
+#include <signal.h>
+
+
+typedef struct {
+    u_char                    *name;
+    size_t                     name_len;
+    u_char                    *json;
+    size_t                     json_len;
+} ngx_http_reverse_mcp_shm_tool_t;
+
+
+typedef struct {
+    ngx_str_node_t             sn;          /* key: server name */
+    uint64_t                   conn_id;
+    ngx_pid_t                  owner_pid;
+    ngx_int_t                  owner_slot;
+    time_t                     connected_at;
+    time_t                     updated_at;
+    ngx_uint_t                 ntools;
+    ngx_uint_t                 tools_rejected;
+    ngx_uint_t                 relists;
+    ngx_str_t                  protocol_version;
+    ngx_str_t                  server_info;
+    ngx_str_t                  capabilities;
+    size_t                     tools_bytes;
+    ngx_http_reverse_mcp_shm_tool_t  *tools;
+} ngx_http_reverse_mcp_shm_server_t;
+
+
+typedef struct {
+    ngx_str_node_t             sn;          /* key: agent name */
+    ngx_rbtree_t               servers;
+    ngx_rbtree_node_t          sentinel;
+    ngx_uint_t                 nservers;
+    ngx_uint_t                 ntools;
+    ngx_uint_t                 generation;
+} ngx_http_reverse_mcp_shm_agent_t;
+
+
+typedef struct {
+    ngx_pid_t                  pid;
+    ngx_atomic_t               kicks;
+} ngx_http_reverse_mcp_shm_worker_t;
+
+
+typedef struct {
+    ngx_rbtree_t               agents;
+    ngx_rbtree_node_t          sentinel;
+    uint64_t                   next_conn_id;
+    ngx_uint_t                 generation;     /* bumped on reload */
+    ngx_http_reverse_mcp_stats_t       stats;
+    ngx_http_reverse_mcp_shm_worker_t  workers[NGX_MAX_PROCESSES];
+} ngx_http_reverse_mcp_shm_t;
+
+
+typedef struct {
+    ngx_http_reverse_mcp_shm_t *sh;
+    ngx_slab_pool_t            *shpool;
+} ngx_http_reverse_mcp_zone_ctx_t;
+
+
+/* a growing output buffer for rendering */
+typedef struct {
+    ngx_pool_t                *pool;
+    u_char                    *start;
+    u_char                    *pos;
+    u_char                    *end;
+    ngx_uint_t                 failed;
+} ngx_http_reverse_mcp_out_t;
+
+
+static ngx_http_reverse_mcp_shm_agent_t *ngx_http_reverse_mcp_agent_lookup(
+    ngx_http_reverse_mcp_zone_ctx_t *ctx, ngx_str_t *name, ngx_uint_t create);
+static ngx_http_reverse_mcp_shm_server_t *ngx_http_reverse_mcp_server_lookup(
+    ngx_http_reverse_mcp_shm_agent_t *agent, ngx_str_t *name);
+static void ngx_http_reverse_mcp_server_unlink(
+    ngx_http_reverse_mcp_zone_ctx_t *ctx,
+    ngx_http_reverse_mcp_shm_agent_t *agent,
+    ngx_http_reverse_mcp_shm_server_t *srv);
+static ngx_int_t ngx_http_reverse_mcp_tool_cmp(const void *a, const void *b);
+static void ngx_http_reverse_mcp_kick(ngx_http_reverse_mcp_zone_ctx_t *ctx,
+    ngx_http_reverse_mcp_shm_server_t *srv);
+static ngx_uint_t ngx_http_reverse_mcp_purge_locked(
+    ngx_http_reverse_mcp_zone_ctx_t *ctx, ngx_pid_t pid);
+static ngx_int_t ngx_http_reverse_mcp_pid_dead(ngx_pid_t pid);
+static void ngx_http_reverse_mcp_out(ngx_http_reverse_mcp_out_t *o,
+    const void *data, size_t len);
+static void ngx_http_reverse_mcp_outf(ngx_http_reverse_mcp_out_t *o,
+    const char *fmt, ...);
+static void ngx_http_reverse_mcp_out_str(ngx_http_reverse_mcp_out_t *o,
+    ngx_str_t *s);
+static void ngx_http_reverse_mcp_render_server(ngx_http_reverse_mcp_out_t *o,
+    ngx_http_reverse_mcp_shm_server_t *srv);
+static int ngx_libc_cdecl ngx_http_reverse_mcp_server_ptr_cmp(const void *a,
+    const void *b);
+
+
+ngx_int_t
+ngx_http_reverse_mcp_registry_init_zone(ngx_shm_zone_t *zone, void *data)
+{
+    ngx_http_reverse_mcp_zone_ctx_t  *octx = data;
+
+    size_t                            len;
+    ngx_slab_pool_t                  *shpool;
+    ngx_http_reverse_mcp_zone_ctx_t  *ctx;
+
+    ctx = zone->data;
+
+    if (octx) {
+        /* reload: the zone is reused, keep every live entry */
+        ctx->sh = octx->sh;
+        ctx->shpool = octx->shpool;
+        ctx->sh->generation++;
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) zone->shm.addr;
+
+    if (shpool->data) {
+        ctx->sh = shpool->data;
+        ctx->shpool = shpool;
+        return NGX_OK;
+    }
+
+    ctx->shpool = shpool;
+
+    ctx->sh = ngx_slab_calloc(shpool, sizeof(ngx_http_reverse_mcp_shm_t));
+    if (ctx->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    shpool->data = ctx->sh;
+
+    ngx_rbtree_init(&ctx->sh->agents, &ctx->sh->sentinel,
+                    ngx_str_rbtree_insert_value);
+
+    ctx->sh->next_conn_id = 1;
+
+    len = sizeof(" in reverse_mcp zone \"\"") + zone->shm.name.len;
+
+    shpool->log_ctx = ngx_slab_alloc(shpool, len);
+    if (shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(shpool->log_ctx, " in reverse_mcp zone \"%V\"%Z",
+                &zone->shm.name);
+
+    /* allocation failures are reported by us, with context */
+    shpool->log_nomem = 0;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_reverse_mcp_registry_worker_start(ngx_shm_zone_t *zone,
+    ngx_log_t *log)
+{
+    ngx_pid_t                         old;
+    ngx_uint_t                        n;
+    ngx_http_reverse_mcp_zone_ctx_t  *ctx;
+
+    ctx = zone->data;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    old = ctx->sh->workers[ngx_process_slot].pid;
+    ctx->sh->workers[ngx_process_slot].pid = ngx_pid;
+
+    n = 0;
+
+    if (old && old != ngx_pid && ngx_http_reverse_mcp_pid_dead(old)) {
+        /* we replace a worker that died in this slot */
+        n = ngx_http_reverse_mcp_purge_locked(ctx, old);
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    if (n) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "reverse_mcp: purged %ui server(s) of dead worker %P",
+                      n, old);
+    }
+
+    (void) ngx_http_reverse_mcp_registry_sweep(zone, log);
+}
+
+
+void
+ngx_http_reverse_mcp_registry_worker_stop(ngx_shm_zone_t *zone)
+{
+    ngx_http_reverse_mcp_zone_ctx_t  *ctx;
+
+    ctx = zone->data;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    if (ctx->sh->workers[ngx_process_slot].pid == ngx_pid) {
+        ctx->sh->workers[ngx_process_slot].pid = 0;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+
+ngx_http_reverse_mcp_stats_t *
+ngx_http_reverse_mcp_registry_stats(ngx_shm_zone_t *zone)
+{
+    ngx_http_reverse_mcp_zone_ctx_t  *ctx;
+
+    ctx = zone->data;
+
+    return &ctx->sh->stats;
+}
+
+
+uint64_t
+ngx_http_reverse_mcp_registry_next_id(ngx_shm_zone_t *zone)
+{
+    uint64_t                          id;
+    ngx_http_reverse_mcp_zone_ctx_t  *ctx;
+
+    ctx = zone->data;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+    id = ctx->sh->next_conn_id++;
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return id;
+}
+
+
+ngx_atomic_uint_t
+ngx_http_reverse_mcp_registry_kicks(ngx_shm_zone_t *zone)
+{
+    ngx_http_reverse_mcp_zone_ctx_t  *ctx;
+
+    ctx = zone->data;
+
+    return ctx->sh->workers[ngx_process_slot].kicks;
+}
+
+
+static ngx_http_reverse_mcp_shm_agent_t *
+ngx_http_reverse_mcp_agent_lookup(ngx_http_reverse_mcp_zone_ctx_t *ctx,
+    ngx_str_t *name, ngx_uint_t create)
+{
+    uint32_t                           hash;
+    ngx_str_node_t                    *sn;
+    ngx_http_reverse_mcp_shm_agent_t  *agent;
+
+    hash = ngx_crc32_short(name->data, name->len);
+
+    sn = ngx_str_rbtree_lookup(&ctx->sh->agents, name, hash);
+    if (sn) {
+        return (ngx_http_reverse_mcp_shm_agent_t *) sn;
+    }
+
+    if (!create) {
+        return NULL;
+    }
+
+    agent = ngx_slab_calloc_locked(ctx->shpool,
+                         sizeof(ngx_http_reverse_mcp_shm_agent_t) + name->len);
+    if (agent == NULL) {
+        return NULL;
+    }
+
+    agent->sn.str.data = (u_char *) agent
+                         + sizeof(ngx_http_reverse_mcp_shm_agent_t);
+    agent->sn.str.len = name->len;
+    ngx_memcpy(agent->sn.str.data, name->data, name->len);
+    agent->sn.node.key = hash;
+
+    ngx_rbtree_init(&agent->servers, &agent->sentinel,
+                    ngx_str_rbtree_insert_value);
+
+    ngx_rbtree_insert(&ctx->sh->agents, &agent->sn.node);
+
+    return agent;
+}
+
+
+static ngx_http_reverse_mcp_shm_server_t *
+ngx_http_reverse_mcp_server_lookup(ngx_http_reverse_mcp_shm_agent_t *agent,
+    ngx_str_t *name)
+{
+    uint32_t  hash;
+
+    hash = ngx_crc32_short(name->data, name->len);
+
+    return (ngx_http_reverse_mcp_shm_server_t *)
+               ngx_str_rbtree_lookup(&agent->servers, name, hash);
+}
+
+
+ngx_int_t
+ngx_http_reverse_mcp_registry_lookup(ngx_shm_zone_t *zone, ngx_str_t *agent,
+    ngx_str_t *server, ngx_uint_t *nservers)
+{
+    ngx_int_t                          found;
+    ngx_http_reverse_mcp_shm_agent_t  *a;
+    ngx_http_reverse_mcp_zone_ctx_t   *ctx;
+
+    ctx = zone->data;
+    found = 0;
+    *nservers = 0;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    a = ngx_http_reverse_mcp_agent_lookup(ctx, agent, 0);
+
+    if (a) {
+        *nservers = a->nservers;
+        found = ngx_http_reverse_mcp_server_lookup(a, server) != NULL;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return found;
+}
+
+
+ngx_int_t
+ngx_http_reverse_mcp_registry_owns(ngx_shm_zone_t *zone, ngx_str_t *agent,
+    ngx_str_t *server, uint64_t conn_id)
+{
+    ngx_int_t                           owns;
+    ngx_http_reverse_mcp_shm_agent_t   *a;
+    ngx_http_reverse_mcp_zone_ctx_t    *ctx;
+    ngx_http_reverse_mcp_shm_server_t  *srv;
+
+    ctx = zone->data;
+    owns = 0;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    a = ngx_http_reverse_mcp_agent_lookup(ctx, agent, 0);
+
+    if (a) {
+        srv = ngx_http_reverse_mcp_server_lookup(a, server);
+        owns = (srv && srv->conn_id == conn_id);
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return owns;
+}
+
+
+static ngx_int_t
+ngx_http_reverse_mcp_tool_cmp(const void *one, const void *two)
+{
+    const ngx_http_reverse_mcp_tool_t  *a = one;
+    const ngx_http_reverse_mcp_tool_t  *b = two;
+
+    return ngx_memn2cmp(a->name.data, b->name.data, a->name.len, b->name.len);
+}
+
+
+ngx_int_t
+ngx_http_reverse_mcp_registry_put(ngx_shm_zone_t *zone,
+    ngx_http_reverse_mcp_reg_entry_t *e, ngx_log_t *log, const char **reason)
+{
+    u_char                             *p;
+    size_t                              size;
+    uint32_t                            hash;
+    ngx_uint_t                          i, ntools, other_tools;
+    ngx_http_reverse_mcp_tool_t        *tools;
+    ngx_http_reverse_mcp_shm_tool_t    *st;
+    ngx_http_reverse_mcp_shm_agent_t   *agent;
+    ngx_http_reverse_mcp_zone_ctx_t    *ctx;
+    ngx_http_reverse_mcp_shm_server_t  *old, *srv;
+
+    ctx = zone->data;
+
+    ntools = e->tools ? e->tools->nelts : 0;
+    tools = e->tools ? e->tools->elts : NULL;
+
+    /* sort outside the lock; names are unique (the connector checked) */
+    if (ntools > 1) {
+        ngx_sort(tools, ntools, sizeof(ngx_http_reverse_mcp_tool_t),
+                 ngx_http_reverse_mcp_tool_cmp);
+    }
+
+    size = sizeof(ngx_http_reverse_mcp_shm_server_t)
+           + ntools * sizeof(ngx_http_reverse_mcp_shm_tool_t)
+           + e->server.len + e->protocol_version.len + e->server_info.len
+           + e->capabilities.len;
+
+    for (i = 0; i < ntools; i++) {
+        size += tools[i].name.len + tools[i].json.len;
+    }
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    agent = ngx_http_reverse_mcp_agent_lookup(ctx, &e->agent, 1);
+    if (agent == NULL) {
+        goto nomem;
+    }
+
+    old = ngx_http_reverse_mcp_server_lookup(agent, &e->server);
+
+    if (old && old->conn_id != e->conn_id
+        && e->duplicate == NGX_HTTP_REVERSE_MCP_DUP_REJECT)
+    {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        *reason = "server name already connected";
+        return NGX_DECLINED;
+    }
+
+    if (old == NULL && e->max_servers && agent->nservers >= e->max_servers) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        *reason = "agent server limit reached";
+        return NGX_BUSY;
+    }
+
+    other_tools = agent->ntools - (old ? old->ntools : 0);
+
+    if (e->max_tools && other_tools + ntools > e->max_tools) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        *reason = "agent tool limit reached";
+        return NGX_BUSY;
+    }
+
+    srv = ngx_slab_alloc_locked(ctx->shpool, size);
+    if (srv == NULL) {
+        goto nomem;
+    }
+
+    ngx_memzero(srv, sizeof(ngx_http_reverse_mcp_shm_server_t));
+
+    srv->conn_id = e->conn_id;
+    srv->owner_pid = ngx_pid;
+    srv->owner_slot = ngx_process_slot;
+    srv->connected_at = e->connected_at;
+    srv->updated_at = ngx_time();
+    srv->ntools = ntools;
+    srv->tools_rejected = e->tools_rejected;
+
+    st = (ngx_http_reverse_mcp_shm_tool_t *) (srv + 1);
+    srv->tools = st;
+    p = (u_char *) (st + ntools);
+
+    srv->sn.str.data = p;
+    srv->sn.str.len = e->server.len;
+    p = ngx_cpymem(p, e->server.data, e->server.len);
+
+    srv->protocol_version.data = p;
+    srv->protocol_version.len = e->protocol_version.len;
+    p = ngx_cpymem(p, e->protocol_version.data, e->protocol_version.len);
+
+    srv->server_info.data = p;
+    srv->server_info.len = e->server_info.len;
+    p = ngx_cpymem(p, e->server_info.data, e->server_info.len);
+
+    srv->capabilities.data = p;
+    srv->capabilities.len = e->capabilities.len;
+    p = ngx_cpymem(p, e->capabilities.data, e->capabilities.len);
+
+    for (i = 0; i < ntools; i++) {
+        st[i].name = p;
+        st[i].name_len = tools[i].name.len;
+        p = ngx_cpymem(p, tools[i].name.data, tools[i].name.len);
+
+        st[i].json = p;
+        st[i].json_len = tools[i].json.len;
+        p = ngx_cpymem(p, tools[i].json.data, tools[i].json.len);
+
+        srv->tools_bytes += tools[i].json.len;
+    }
+
+    hash = ngx_crc32_short(e->server.data, e->server.len);
+    srv->sn.node.key = hash;
+
+    if (old) {
+        if (old->conn_id == e->conn_id) {
+            /* a re-list by the same connection */
+            srv->relists = old->relists + 1;
+            (void) ngx_atomic_fetch_add(&ctx->sh->stats.relists, 1);
+
+        } else {
+            /* a newer connection replaces the old one */
+            ngx_http_reverse_mcp_kick(ctx, old);
+            (void) ngx_atomic_fetch_add(&ctx->sh->stats.replaced, 1);
+        }
+
+        ngx_http_reverse_mcp_server_unlink(ctx, agent, old);
+    }
+
+    ngx_rbtree_insert(&agent->servers, &srv->sn.node);
+    agent->nservers++;
+    agent->ntools += ntools;
+    agent->generation++;
+
+    (void) ngx_atomic_fetch_add(&ctx->sh->stats.registrations, 1);
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return NGX_OK;
+
+nomem:
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    ngx_log_error(NGX_LOG_ERR, log, 0,
+                  "reverse_mcp: zone \"%V\" is full: cannot register server "
+                  "\"%V\" of agent \"%V\" (%uz bytes, %ui tools)",
+                  &zone->shm.name, &e->server, &e->agent, size, ntools);
+
+    *reason = "registry zone is full";
+
+    return NGX_ERROR;
+}
+
+
+static void
+ngx_http_reverse_mcp_server_unlink(ngx_http_reverse_mcp_zone_ctx_t *ctx,
+    ngx_http_reverse_mcp_shm_agent_t *agent,
+    ngx_http_reverse_mcp_shm_server_t *srv)
+{
+    ngx_rbtree_delete(&agent->servers, &srv->sn.node);
+
+    agent->nservers--;
+    agent->ntools -= srv->ntools;
+    agent->generation++;
+
+    ngx_slab_free_locked(ctx->shpool, srv);
+}
+
+
+static void
+ngx_http_reverse_mcp_kick(ngx_http_reverse_mcp_zone_ctx_t *ctx,
+    ngx_http_reverse_mcp_shm_server_t *srv)
+{
+    ngx_http_reverse_mcp_shm_worker_t  *w;
+
+    if (srv->owner_slot < 0 || srv->owner_slot >= NGX_MAX_PROCESSES) {
+        return;
+    }
+
+    w = &ctx->sh->workers[srv->owner_slot];
+
+    if (w->pid == srv->owner_pid) {
+        (void) ngx_atomic_fetch_add(&w->kicks, 1);
+    }
+}
+
+
+ngx_int_t
+ngx_http_reverse_mcp_registry_delete(ngx_shm_zone_t *zone, ngx_str_t *agent,
+    ngx_str_t *server, uint64_t conn_id)
+{
+    ngx_int_t                           rc;
+    ngx_http_reverse_mcp_shm_agent_t   *a;
+    ngx_http_reverse_mcp_zone_ctx_t    *ctx;
+    ngx_http_reverse_mcp_shm_server_t  *srv;
+
+    ctx = zone->data;
+    rc = NGX_DECLINED;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    a = ngx_http_reverse_mcp_agent_lookup(ctx, agent, 0);
+
+    if (a) {
+        srv = ngx_http_reverse_mcp_server_lookup(a, server);
+
+        if (srv && srv->conn_id == conn_id) {
+            ngx_http_reverse_mcp_server_unlink(ctx, a, srv);
+            (void) ngx_atomic_fetch_add(&ctx->sh->stats.deregistrations, 1);
+            rc = NGX_OK;
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_reverse_mcp_pid_dead(ngx_pid_t pid)
+{
+    if (pid <= 0) {
+        return 1;
+    }
+
+    /* EPERM means alive (another user); only ESRCH proves death */
+    return kill(pid, 0) == -1 && ngx_errno == ESRCH;
+}
+
+
+static ngx_uint_t
+ngx_http_reverse_mcp_purge_locked(ngx_http_reverse_mcp_zone_ctx_t *ctx,
+    ngx_pid_t pid)
+{
+    ngx_uint_t                          n;
+    ngx_rbtree_node_t                  *an, *node, *next;
+    ngx_http_reverse_mcp_shm_agent_t   *agent;
+    ngx_http_reverse_mcp_shm_server_t  *srv;
+
+    n = 0;
+
+    if (ctx->sh->agents.root == ctx->sh->agents.sentinel) {
+        return 0;
+    }
+
+    for (an = ngx_rbtree_min(ctx->sh->agents.root, ctx->sh->agents.sentinel);
+         an;
+         an = ngx_rbtree_next(&ctx->sh->agents, an))
+    {
+        agent = (ngx_http_reverse_mcp_shm_agent_t *) an;
+
+        if (agent->servers.root == agent->servers.sentinel) {
+            continue;
+        }
+
+        node = ngx_rbtree_min(agent->servers.root, agent->servers.sentinel);
+
+        while (node) {
+            /* nginx's delete relinks nodes, "next" stays valid */
+            next = ngx_rbtree_next(&agent->servers, node);
+            srv = (ngx_http_reverse_mcp_shm_server_t *) node;
+
+            if (srv->owner_pid == pid) {
+                ngx_http_reverse_mcp_server_unlink(ctx, agent, srv);
+                n++;
+            }
+
+            node = next;
+        }
+    }
+
+    (void) ngx_atomic_fetch_add(&ctx->sh->stats.purged, n);
+
+    return n;
+}
+
+
+ngx_uint_t
+ngx_http_reverse_mcp_registry_purge_pid(ngx_shm_zone_t *zone, ngx_pid_t pid,
+    ngx_log_t *log)
+{
+    ngx_uint_t                        n;
+    ngx_http_reverse_mcp_zone_ctx_t  *ctx;
+
+    ctx = zone->data;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+    n = ngx_http_reverse_mcp_purge_locked(ctx, pid);
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return n;
+}
+
+
+ngx_uint_t
+ngx_http_reverse_mcp_registry_sweep(ngx_shm_zone_t *zone, ngx_log_t *log)
+{
+    ngx_uint_t                          i, n, npids, total;
+    ngx_pid_t                           pids[64];
+    ngx_rbtree_node_t                  *an, *node;
+    ngx_http_reverse_mcp_shm_agent_t   *agent;
+    ngx_http_reverse_mcp_zone_ctx_t    *ctx;
+    ngx_http_reverse_mcp_shm_server_t  *srv;
+
+    ctx = zone->data;
+    npids = 0;
+
+    /* collect distinct owner pids under the lock, probe them outside */
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    if (ctx->sh->agents.root != ctx->sh->agents.sentinel) {
+
+        for (an = ngx_rbtree_min(ctx->sh->agents.root,
+                                 ctx->sh->agents.sentinel);
+             an && npids < 64;
+             an = ngx_rbtree_next(&ctx->sh->agents, an))
+        {
+            agent = (ngx_http_reverse_mcp_shm_agent_t *) an;
+
+            if (agent->servers.root == agent->servers.sentinel) {
+                continue;
+            }
+
+            for (node = ngx_rbtree_min(agent->servers.root,
+                                       agent->servers.sentinel);
+                 node && npids < 64;
+                 node = ngx_rbtree_next(&agent->servers, node))
+            {
+                srv = (ngx_http_reverse_mcp_shm_server_t *) node;
+
+                for (i = 0; i < npids; i++) {
+                    if (pids[i] == srv->owner_pid) {
+                        break;
+                    }
+                }
+
+                if (i == npids) {
+                    pids[npids++] = srv->owner_pid;
+                }
+            }
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    total = 0;
+
+    for (i = 0; i < npids; i++) {
+
+        if (pids[i] == ngx_pid || !ngx_http_reverse_mcp_pid_dead(pids[i])) {
+            continue;
+        }
+
+        n = ngx_http_reverse_mcp_registry_purge_pid(zone, pids[i], log);
+
+        if (n) {
+            ngx_log_error(NGX_LOG_WARN, log, 0,
+                          "reverse_mcp: purged %ui server(s) of dead "
+                          "worker %P", n, pids[i]);
+        }
+
+        total += n;
+    }
+
+    return total;
+}
+
+
+/* rendering */
+
+
+static void
+ngx_http_reverse_mcp_out(ngx_http_reverse_mcp_out_t *o, const void *data,
+    size_t len)
+{
+    size_t   size, used;
+    u_char  *p;
+
+    if (o->failed) {
+        return;
+    }
+
+    if ((size_t) (o->end - o->pos) < len) {
+        used = o->pos - o->start;
+        size = 2 * (o->end - o->start) + len;
+
+        p = ngx_pnalloc(o->pool, size);
+        if (p == NULL) {
+            o->failed = 1;
+            return;
+        }
+
+        ngx_memcpy(p, o->start, used);
+        o->start = p;
+        o->pos = p + used;
+        o->end = p + size;
+    }
+
+    o->pos = ngx_cpymem(o->pos, data, len);
+}
+
+
+static void
+ngx_http_reverse_mcp_outf(ngx_http_reverse_mcp_out_t *o, const char *fmt,
+    ...)
+{
+    u_char   buf[256], *p;
+    va_list  args;
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(buf, buf + sizeof(buf), fmt, args);
+    va_end(args);
+
+    ngx_http_reverse_mcp_out(o, buf, p - buf);
+}
+
+
+static void
+ngx_http_reverse_mcp_out_str(ngx_http_reverse_mcp_out_t *o, ngx_str_t *s)
+{
+    u_char  *p;
+    size_t   len;
+
+    len = ngx_http_reverse_mcp_json_escaped_len(s);
+
+    p = ngx_pnalloc(o->pool, len);
+    if (p == NULL) {
+        o->failed = 1;
+        return;
+    }
+
+    (void) ngx_http_reverse_mcp_json_escape(p, s);
+
+    ngx_http_reverse_mcp_out(o, p, len);
+}
+
+
+static int ngx_libc_cdecl
+ngx_http_reverse_mcp_server_ptr_cmp(const void *one, const void *two)
+{
+    ngx_http_reverse_mcp_shm_server_t  *a, *b;
+
+    a = *(ngx_http_reverse_mcp_shm_server_t **) one;
+    b = *(ngx_http_reverse_mcp_shm_server_t **) two;
+
+    return ngx_memn2cmp(a->sn.str.data, b->sn.str.data, a->sn.str.len,
+                        b->sn.str.len);
+}
+
+
+static void
+ngx_http_reverse_mcp_render_server(ngx_http_reverse_mcp_out_t *o,
+    ngx_http_reverse_mcp_shm_server_t *srv)
+{
+    u_char      iso[sizeof("1970-09-28T12:00:00Z")];
+    ngx_tm_t    tm;
+    ngx_str_t   s;
+    ngx_uint_t  i;
+
+    ngx_gmtime(srv->connected_at, &tm);
+    (void) ngx_sprintf(iso, "%4d-%02d-%02dT%02d:%02d:%02dZ",
+                       tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                       tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec);
+
+    ngx_http_reverse_mcp_out(o, "{\"name\":", 8);
+    ngx_http_reverse_mcp_out_str(o, &srv->sn.str);
+    ngx_http_reverse_mcp_outf(o,
+        ",\"connection_id\":%uL,\"owner_pid\":%P,\"connected_at\":\"%*s\","
+        "\"connected_since\":%T,\"updated_at\":%T,\"relists\":%ui,"
+        "\"tools_count\":%ui,\"tools_rejected\":%ui,\"protocol_version\":",
+        srv->conn_id, srv->owner_pid, sizeof(iso) - 1, iso,
+        srv->connected_at, srv->updated_at, srv->relists, srv->ntools,
+        srv->tools_rejected);
+
+    ngx_http_reverse_mcp_out_str(o, &srv->protocol_version);
+
+    ngx_http_reverse_mcp_out(o, ",\"server_info\":", 15);
+
+    if (srv->server_info.len) {
+        ngx_http_reverse_mcp_out(o, srv->server_info.data,
+                                 srv->server_info.len);
+    } else {
+        ngx_http_reverse_mcp_out(o, "null", 4);
+    }
+
+    ngx_http_reverse_mcp_out(o, ",\"capabilities\":", 16);
+
+    if (srv->capabilities.len) {
+        ngx_http_reverse_mcp_out(o, srv->capabilities.data,
+                                 srv->capabilities.len);
+    } else {
+        ngx_http_reverse_mcp_out(o, "{}", 2);
+    }
+
+    ngx_http_reverse_mcp_out(o, ",\"tools\":[", 10);
+
+    for (i = 0; i < srv->ntools; i++) {
+        if (i) {
+            ngx_http_reverse_mcp_out(o, ",", 1);
+        }
+
+        s.data = srv->tools[i].json;
+        s.len = srv->tools[i].json_len;
+        ngx_http_reverse_mcp_out(o, s.data, s.len);
+    }
+
+    ngx_http_reverse_mcp_out(o, "]}", 2);
+}
+
+
+ngx_int_t
+ngx_http_reverse_mcp_registry_render(ngx_shm_zone_t *zone, ngx_pool_t *pool,
+    ngx_array_t *agents, ngx_str_t *filter, ngx_str_t *out)
+{
+    ngx_uint_t                            i, j, n, first, pages, cap;
+    ngx_rbtree_node_t                    *node;
+    ngx_http_reverse_mcp_out_t            o;
+    ngx_http_reverse_mcp_stats_t         *st;
+    ngx_http_reverse_mcp_zone_ctx_t      *ctx;
+    ngx_http_reverse_mcp_shm_agent_t     *agent;
+    ngx_http_reverse_mcp_shm_server_t   **list;
+    ngx_http_reverse_mcp_render_agent_t  *ra;
+
+    ctx = zone->data;
+    st = &ctx->sh->stats;
+
+    o.pool = pool;
+    o.start = ngx_pnalloc(pool, 4096);
+    if (o.start == NULL) {
+        return NGX_ERROR;
+    }
+
+    o.pos = o.start;
+    o.end = o.start + 4096;
+    o.failed = 0;
+
+    pages = (ctx->shpool->end - ctx->shpool->start) / ngx_pagesize;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    ngx_http_reverse_mcp_outf(&o,
+        "{\"module_version\":\"" NGX_HTTP_REVERSE_MCP_VERSION "\","
+        "\"nginx_version\":\"" NGINX_VERSION "\",\"pid\":%P,\"time\":%T,"
+        "\"zone\":{\"name\":\"%V\",\"size\":%uz,\"pages_total\":%ui,"
+        "\"pages_free\":%ui,\"generation\":%ui},",
+        ngx_pid, ngx_time(), &zone->shm.name, zone->shm.size, pages,
+        ctx->shpool->pfree, ctx->sh->generation);
+
+    ngx_http_reverse_mcp_outf(&o,
+        "\"counters\":{\"connections\":%uA,\"handshakes\":%uA,"
+        "\"handshakes_refused\":%uA,\"registrations\":%uA,",
+        st->connections, st->handshakes, st->handshakes_refused,
+        st->registrations);
+
+    ngx_http_reverse_mcp_outf(&o,
+        "\"registrations_refused\":%uA,\"replaced\":%uA,\"relists\":%uA,"
+        "\"deregistrations\":%uA,\"purged\":%uA,\"messages_in\":%uA,"
+        "\"messages_out\":%uA},\"workers\":[",
+        st->registrations_refused, st->replaced, st->relists,
+        st->deregistrations, st->purged, st->messages_in, st->messages_out);
+
+    first = 1;
+
+    for (i = 0; i < NGX_MAX_PROCESSES; i++) {
+        if (ctx->sh->workers[i].pid == 0) {
+            continue;
+        }
+
+        ngx_http_reverse_mcp_outf(&o, "%s{\"slot\":%ui,\"pid\":%P}",
+                                  first ? "" : ",", i,
+                                  ctx->sh->workers[i].pid);
+        first = 0;
+    }
+
+    ngx_http_reverse_mcp_out(&o, "],\"agents\":[", 12);
+
+    ra = agents->elts;
+    first = 1;
+
+    for (i = 0; i < agents->nelts; i++) {
+
+        if (filter->len
+            && (filter->len != ra[i].name.len
+                || ngx_strncmp(filter->data, ra[i].name.data, filter->len)))
+        {
+            continue;
+        }
+
+        agent = ngx_http_reverse_mcp_agent_lookup(ctx, &ra[i].name, 0);
+
+        if (!first) {
+            ngx_http_reverse_mcp_out(&o, ",", 1);
+        }
+
+        first = 0;
+
+        ngx_http_reverse_mcp_out(&o, "{\"name\":", 8);
+        ngx_http_reverse_mcp_out_str(&o, &ra[i].name);
+        ngx_http_reverse_mcp_outf(&o,
+            ",\"generation\":%ui,\"servers_count\":%ui,\"tools_count\":%ui,"
+            "\"max_servers\":%ui,\"max_tools\":%ui,\"servers\":[",
+            agent ? agent->generation : 0, agent ? agent->nservers : 0,
+            agent ? agent->ntools : 0, ra[i].max_servers, ra[i].max_tools);
+
+        if (agent && agent->nservers) {
+            cap = agent->nservers;
+            list = ngx_palloc(pool, cap * sizeof(void *));
+            if (list == NULL) {
+                o.failed = 1;
+                break;
+            }
+
+            n = 0;
+
+            for (node = ngx_rbtree_min(agent->servers.root,
+                                       agent->servers.sentinel);
+                 node && n < cap;
+                 node = ngx_rbtree_next(&agent->servers, node))
+            {
+                list[n++] = (ngx_http_reverse_mcp_shm_server_t *) node;
+            }
+
+            ngx_qsort(list, n, sizeof(void *),
+                      ngx_http_reverse_mcp_server_ptr_cmp);
+
+            for (j = 0; j < n; j++) {
+                if (j) {
+                    ngx_http_reverse_mcp_out(&o, ",", 1);
+                }
+
+                ngx_http_reverse_mcp_render_server(&o, list[j]);
+            }
+        }
+
+        ngx_http_reverse_mcp_out(&o, "]}", 2);
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    ngx_http_reverse_mcp_out(&o, "]}\n", 3);
+
+    if (o.failed) {
+        return NGX_ERROR;
+    }
+
+    out->data = o.start;
+    out->len = o.pos - o.start;
+
+    return NGX_OK;
+}
