@@ -67,7 +67,8 @@ $(BUILD)/certs/server.crt:
 	    -CAkey $(BUILD)/certs/ca.key -CAcreateserial -days 3650 \
 	    -extfile $(BUILD)/certs/san.ext -out $(BUILD)/certs/server.crt 2>/dev/null
 
-# The quickstart: nginx in the foreground with conf-examples/quickstart.conf.
+# The quickstart: nginx in the foreground with conf-examples/quickstart.conf,
+# and the demo reverse server (tools/) dialling in as "demo".
 # Prefix build/run: modules/ -> build, certs/ -> build/certs.
 run: build certs
 	@mkdir -p $(RUNDIR)/logs $(RUNDIR)/temp
@@ -76,7 +77,12 @@ run: build certs
 	@cp conf-examples/*.conf $(RUNDIR)/
 	$(NGINX) -p $(RUNDIR) -c quickstart.conf -t
 	@echo "gateway: connector ws://127.0.0.1:9090/ws, status http://127.0.0.1:8080/status"
-	exec $(NGINX) -p $(RUNDIR) -c quickstart.conf
+	@echo "demo reverse server: log in $(RUNDIR)/logs/demo.log"
+	@node tools/demo-reverse-server.mjs --url ws://127.0.0.1:9090/ws \
+	    --name demo --token demo-token --reconnect \
+	    > $(RUNDIR)/logs/demo.log 2>&1 & demo=$$!; \
+	trap 'kill $$demo 2>/dev/null' EXIT; \
+	$(NGINX) -p $(RUNDIR) -c quickstart.conf
 
 unit:
 	$(MAKE) -s -C test/unit test

@@ -63,6 +63,7 @@ struct ngx_http_reverse_mcp_conn_s {
 
     ngx_event_t                         ping_ev;
     ngx_event_t                         timer_ev;
+    ngx_event_t                         finalize_ev;  /* posted */
 
     int64_t                             next_id;
     int64_t                             init_id;
@@ -133,6 +134,7 @@ static void ngx_http_reverse_mcp_close(ngx_http_reverse_mcp_conn_t *ctx,
     int code, const char *reason);
 static void ngx_http_reverse_mcp_abort(ngx_http_reverse_mcp_conn_t *ctx);
 static void ngx_http_reverse_mcp_finalize(ngx_http_reverse_mcp_conn_t *ctx);
+static void ngx_http_reverse_mcp_finalize_handler(ngx_event_t *ev);
 static void ngx_http_reverse_mcp_deregister(ngx_http_reverse_mcp_conn_t *ctx);
 static void ngx_http_reverse_mcp_maybe_done(ngx_http_reverse_mcp_conn_t *ctx);
 
@@ -302,7 +304,6 @@ ngx_http_reverse_mcp_connector_handler(ngx_http_request_t *r)
     acf = ngx_http_reverse_mcp_find_agent(mcf, &agent);
 
     if (acf == NULL) {
-        (void) ngx_atomic_fetch_add(&stats->handshakes_refused, 1);
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "reverse_mcp: connector agent \"%V\" is not defined",
                       &agent);
@@ -436,6 +437,10 @@ ngx_http_reverse_mcp_connector_handler(ngx_http_request_t *r)
     ctx->timer_ev.handler = ngx_http_reverse_mcp_timer_handler;
     ctx->timer_ev.data = ctx;
     ctx->timer_ev.log = r->connection->log;
+
+    ctx->finalize_ev.handler = ngx_http_reverse_mcp_finalize_handler;
+    ctx->finalize_ev.data = ctx;
+    ctx->finalize_ev.log = r->connection->log;
 
     if (!ngx_http_reverse_mcp_conns_init) {
         ngx_queue_init(&ngx_http_reverse_mcp_conns);
@@ -896,6 +901,10 @@ ngx_http_reverse_mcp_cleanup(void *data)
         ngx_del_timer(&ctx->timer_ev);
     }
 
+    if (ctx->finalize_ev.posted) {
+        ngx_delete_posted_event(&ctx->finalize_ev);
+    }
+
     ngx_http_reverse_mcp_ws_parser_free(&ctx->parser);
 
     for (cl = ctx->out; cl; cl = next) {
@@ -939,11 +948,14 @@ ngx_http_reverse_mcp_deregister(ngx_http_reverse_mcp_conn_t *ctx)
 }
 
 
+/*
+ * Finalizing frees the request pool, and ctx with it, so it never happens
+ * under a caller that may still use ctx: it is posted and runs after the
+ * current event handler returned.
+ */
 static void
 ngx_http_reverse_mcp_finalize(ngx_http_reverse_mcp_conn_t *ctx)
 {
-    ngx_http_request_t  *r;
-
     if (ctx->finalized) {
         return;
     }
@@ -961,11 +973,26 @@ ngx_http_reverse_mcp_finalize(ngx_http_reverse_mcp_conn_t *ctx)
         ngx_del_timer(&ctx->timer_ev);
     }
 
+    ngx_post_event(&ctx->finalize_ev, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_reverse_mcp_finalize_handler(ngx_event_t *ev)
+{
+    ngx_http_reverse_mcp_conn_t  *ctx = ev->data;
+
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
     r = ctx->request;
+    c = r->connection;
+
     r->keepalive = 0;
     r->lingering_close = 0;
 
     ngx_http_finalize_request(r, NGX_DONE);
+    ngx_http_run_posted_requests(c);
 }
 
 
@@ -1184,7 +1211,7 @@ ngx_http_reverse_mcp_feed(ngx_http_reverse_mcp_conn_t *ctx, u_char *buf,
 
         if (ctx->close_received) {
             /* nothing may follow a close frame */
-            return;
+            break;
         }
 
         ctx->stop = 0;
@@ -1332,7 +1359,8 @@ ngx_http_reverse_mcp_send(ngx_http_reverse_mcp_conn_t *ctx, int opcode,
     size = sizeof(ngx_http_reverse_mcp_frame_t)
            + NGX_HTTP_REVERSE_MCP_WS_MAX_HEADER + len;
 
-    if (!force && ctx->out_bytes + size > ctx->lcf->send_queue) {
+    /* control frames may exceed the queue limit, but only by a little */
+    if (ctx->out_bytes + size > ctx->lcf->send_queue + (force ? 65536 : 0)) {
         return NGX_BUSY;
     }
 
