@@ -1054,6 +1054,11 @@ ngx_http_reverse_mcp_close(ngx_http_reverse_mcp_conn_t *ctx, int code,
 
     ngx_add_timer(&ctx->timer_ev, NGX_HTTP_REVERSE_MCP_CLOSE_WAIT);
 
+    if (ngx_http_reverse_mcp_flush(ctx) == NGX_ERROR) {
+        ngx_http_reverse_mcp_abort(ctx);
+        return;
+    }
+
     ngx_http_reverse_mcp_maybe_done(ctx);
 }
 
@@ -2197,9 +2202,9 @@ ngx_http_reverse_mcp_listed(ngx_http_reverse_mcp_conn_t *ctx,
             return;
         }
 
-        if (ngx_http_reverse_mcp_json_dump(ctx->list_pool,
-                                           tools->u.array.values[i],
-                                           &t->json)
+        if (ngx_http_reverse_mcp_json_dump_members(ctx->list_pool,
+                                                   tools->u.array.values[i],
+                                                   "name", &t->json)
             != NGX_OK)
         {
             ngx_http_reverse_mcp_abort(ctx);

@@ -276,6 +276,74 @@ ngx_http_reverse_mcp_json_dump(ngx_pool_t *pool, yajl_val v, ngx_str_t *out)
 }
 
 
+ngx_int_t
+ngx_http_reverse_mcp_json_dump_members(ngx_pool_t *pool, yajl_val obj,
+    const char *skip, ngx_str_t *out)
+{
+    size_t                i, n, len;
+    yajl_gen              g;
+    const char           *k;
+    const unsigned char  *buf;
+
+    if (obj == NULL || !YAJL_IS_OBJECT(obj)) {
+        return NGX_ERROR;
+    }
+
+    g = yajl_gen_alloc(NULL);
+    if (g == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (yajl_gen_map_open(g) != yajl_gen_status_ok) {
+        goto failed;
+    }
+
+    n = obj->u.object.len;
+
+    for (i = 0; i < n; i++) {
+        k = obj->u.object.keys[i];
+
+        if (skip && ngx_strcmp(k, skip) == 0) {
+            continue;
+        }
+
+        if (yajl_gen_string(g, (const unsigned char *) k, ngx_strlen(k))
+            != yajl_gen_status_ok
+            || ngx_http_reverse_mcp_json_gen(g, obj->u.object.values[i])
+               != NGX_OK)
+        {
+            goto failed;
+        }
+    }
+
+    if (yajl_gen_map_close(g) != yajl_gen_status_ok
+        || yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok
+        || len < 2)
+    {
+        goto failed;
+    }
+
+    /* drop the braces */
+    out->len = len - 2;
+    out->data = ngx_pnalloc(pool, out->len + 1);
+    if (out->data == NULL) {
+        goto failed;
+    }
+
+    ngx_memcpy(out->data, buf + 1, out->len);
+
+    yajl_gen_free(g);
+
+    return NGX_OK;
+
+failed:
+
+    yajl_gen_free(g);
+
+    return NGX_ERROR;
+}
+
+
 size_t
 ngx_http_reverse_mcp_json_escaped_len(ngx_str_t *s)
 {

@@ -39,6 +39,13 @@ ngx_int_t ngx_http_reverse_mcp_json_gen(yajl_gen g, yajl_val v);
 ngx_int_t ngx_http_reverse_mcp_json_dump(ngx_pool_t *pool, yajl_val v,
     ngx_str_t *out);
 
+/*
+ * The members of an object but skip (may be NULL), serialised without the
+ * surrounding braces: "a":1,"b":[2]  (empty when there are none).
+ */
+ngx_int_t ngx_http_reverse_mcp_json_dump_members(ngx_pool_t *pool,
+    yajl_val obj, const char *skip, ngx_str_t *out);
+
 /* length of s as a JSON string literal, quotes included */
 size_t ngx_http_reverse_mcp_json_escaped_len(ngx_str_t *s);
 

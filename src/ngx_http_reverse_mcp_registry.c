@@ -111,6 +111,8 @@ static void ngx_http_reverse_mcp_render_server(ngx_http_reverse_mcp_out_t *o,
     ngx_http_reverse_mcp_shm_server_t *srv);
 static int ngx_libc_cdecl ngx_http_reverse_mcp_server_ptr_cmp(const void *a,
     const void *b);
+static void ngx_http_reverse_mcp_render_tool(ngx_http_reverse_mcp_out_t *o,
+    ngx_str_t *prefix, ngx_str_t *sep, ngx_http_reverse_mcp_shm_tool_t *t);
 
 
 ngx_int_t
@@ -837,7 +839,6 @@ ngx_http_reverse_mcp_render_server(ngx_http_reverse_mcp_out_t *o,
 {
     u_char      iso[sizeof("1970-09-28T12:00:00Z")];
     ngx_tm_t    tm;
-    ngx_str_t   s;
     ngx_uint_t  i;
 
     ngx_gmtime(srv->connected_at, &tm);
@@ -882,9 +883,7 @@ ngx_http_reverse_mcp_render_server(ngx_http_reverse_mcp_out_t *o,
             ngx_http_reverse_mcp_out(o, ",", 1);
         }
 
-        s.data = srv->tools[i].json;
-        s.len = srv->tools[i].json_len;
-        ngx_http_reverse_mcp_out(o, s.data, s.len);
+        ngx_http_reverse_mcp_render_tool(o, NULL, NULL, &srv->tools[i]);
     }
 
     ngx_http_reverse_mcp_out(o, "]}", 2);
@@ -1030,4 +1029,219 @@ ngx_http_reverse_mcp_registry_render(ngx_shm_zone_t *zone, ngx_pool_t *pool,
     out->len = o.pos - o.start;
 
     return NGX_OK;
+}
+
+
+/* {"name":"<prefix><sep><tool>",<members>} */
+static void
+ngx_http_reverse_mcp_render_tool(ngx_http_reverse_mcp_out_t *o,
+    ngx_str_t *prefix, ngx_str_t *sep, ngx_http_reverse_mcp_shm_tool_t *t)
+{
+    u_char     *p;
+    ngx_str_t   name;
+
+    name.len = t->name_len + (prefix ? prefix->len + sep->len : 0);
+    name.data = ngx_pnalloc(o->pool, name.len);
+    if (name.data == NULL) {
+        o->failed = 1;
+        return;
+    }
+
+    p = name.data;
+
+    if (prefix) {
+        p = ngx_cpymem(p, prefix->data, prefix->len);
+        p = ngx_cpymem(p, sep->data, sep->len);
+    }
+
+    ngx_memcpy(p, t->name, t->name_len);
+
+    ngx_http_reverse_mcp_out(o, "{\"name\":", 8);
+    ngx_http_reverse_mcp_out_str(o, &name);
+
+    if (t->json_len) {
+        ngx_http_reverse_mcp_out(o, ",", 1);
+        ngx_http_reverse_mcp_out(o, t->json, t->json_len);
+    }
+
+    ngx_http_reverse_mcp_out(o, "}", 1);
+}
+
+
+ngx_int_t
+ngx_http_reverse_mcp_registry_tools(ngx_shm_zone_t *zone, ngx_pool_t *pool,
+    ngx_str_t *agent, ngx_str_t *server, ngx_str_t *sep, ngx_str_t *out,
+    ngx_uint_t *generation)
+{
+    ngx_uint_t                           i, j, n, first;
+    ngx_rbtree_node_t                   *node;
+    ngx_http_reverse_mcp_out_t           o;
+    ngx_http_reverse_mcp_zone_ctx_t     *ctx;
+    ngx_http_reverse_mcp_shm_agent_t    *a;
+    ngx_http_reverse_mcp_shm_server_t   *srv, **list;
+
+    ctx = zone->data;
+
+    o.pool = pool;
+    o.start = ngx_pnalloc(pool, 4096);
+    if (o.start == NULL) {
+        return NGX_ERROR;
+    }
+
+    o.pos = o.start;
+    o.end = o.start + 4096;
+    o.failed = 0;
+
+    *generation = 0;
+
+    ngx_http_reverse_mcp_out(&o, "[", 1);
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    a = ngx_http_reverse_mcp_agent_lookup(ctx, agent, 0);
+
+    if (a) {
+        *generation = a->generation;
+    }
+
+    if (server->len) {
+        srv = a ? ngx_http_reverse_mcp_server_lookup(a, server) : NULL;
+
+        if (srv == NULL) {
+            ngx_shmtx_unlock(&ctx->shpool->mutex);
+            return NGX_DECLINED;
+        }
+
+        for (i = 0; i < srv->ntools; i++) {
+            if (i) {
+                ngx_http_reverse_mcp_out(&o, ",", 1);
+            }
+
+            ngx_http_reverse_mcp_render_tool(&o, NULL, NULL, &srv->tools[i]);
+        }
+
+    } else if (a && a->nservers) {
+
+        list = ngx_palloc(pool, a->nservers * sizeof(void *));
+        if (list == NULL) {
+            ngx_shmtx_unlock(&ctx->shpool->mutex);
+            return NGX_ERROR;
+        }
+
+        n = 0;
+
+        for (node = ngx_rbtree_min(a->servers.root, a->servers.sentinel);
+             node && n < a->nservers;
+             node = ngx_rbtree_next(&a->servers, node))
+        {
+            list[n++] = (ngx_http_reverse_mcp_shm_server_t *) node;
+        }
+
+        ngx_qsort(list, n, sizeof(void *),
+                  ngx_http_reverse_mcp_server_ptr_cmp);
+
+        first = 1;
+
+        for (j = 0; j < n; j++) {
+            for (i = 0; i < list[j]->ntools; i++) {
+                if (!first) {
+                    ngx_http_reverse_mcp_out(&o, ",", 1);
+                }
+
+                first = 0;
+
+                ngx_http_reverse_mcp_render_tool(&o, &list[j]->sn.str, sep,
+                                                 &list[j]->tools[i]);
+            }
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    ngx_http_reverse_mcp_out(&o, "]", 1);
+
+    if (o.failed) {
+        return NGX_ERROR;
+    }
+
+    out->data = o.start;
+    out->len = o.pos - o.start;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_reverse_mcp_registry_resolve(ngx_shm_zone_t *zone, ngx_str_t *agent,
+    ngx_str_t *server, ngx_str_t *tool, ngx_pid_t *pid, uint64_t *conn_id)
+{
+    ngx_int_t                           rc, cmp;
+    ngx_uint_t                          lo, hi, mid;
+    ngx_http_reverse_mcp_shm_tool_t    *t;
+    ngx_http_reverse_mcp_shm_agent_t   *a;
+    ngx_http_reverse_mcp_zone_ctx_t    *ctx;
+    ngx_http_reverse_mcp_shm_server_t  *srv;
+
+    ctx = zone->data;
+    rc = NGX_DECLINED;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    a = ngx_http_reverse_mcp_agent_lookup(ctx, agent, 0);
+    srv = a ? ngx_http_reverse_mcp_server_lookup(a, server) : NULL;
+
+    if (srv) {
+        *pid = srv->owner_pid;
+        *conn_id = srv->conn_id;
+        rc = NGX_OK;
+
+        if (tool) {
+            /* the tool index is sorted by name */
+            rc = NGX_ABORT;
+            lo = 0;
+            hi = srv->ntools;
+
+            while (lo < hi) {
+                mid = lo + (hi - lo) / 2;
+                t = &srv->tools[mid];
+                cmp = ngx_memn2cmp(t->name, tool->data, t->name_len,
+                                   tool->len);
+
+                if (cmp == 0) {
+                    rc = NGX_OK;
+                    break;
+                }
+
+                if (cmp > 0) {
+                    hi = mid;
+
+                } else {
+                    lo = mid + 1;
+                }
+            }
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return rc;
+}
+
+
+ngx_uint_t
+ngx_http_reverse_mcp_registry_generation(ngx_shm_zone_t *zone,
+    ngx_str_t *agent)
+{
+    ngx_uint_t                         gen;
+    ngx_http_reverse_mcp_zone_ctx_t   *ctx;
+    ngx_http_reverse_mcp_shm_agent_t  *a;
+
+    ctx = zone->data;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+    a = ngx_http_reverse_mcp_agent_lookup(ctx, agent, 0);
+    gen = a ? a->generation : 0;
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return gen;
 }

@@ -18,7 +18,9 @@
 
 typedef struct {
     ngx_str_t                  name;
-    ngx_str_t                  json;       /* the tool object, serialised */
+    ngx_str_t                  json;       /* the tool object's members but
+                                              "name", serialised without
+                                              braces (may be empty) */
 } ngx_http_reverse_mcp_tool_t;
 
 
@@ -107,6 +109,29 @@ ngx_uint_t ngx_http_reverse_mcp_registry_sweep(ngx_shm_zone_t *zone,
 /* purge every entry of one owner pid */
 ngx_uint_t ngx_http_reverse_mcp_registry_purge_pid(ngx_shm_zone_t *zone,
     ngx_pid_t pid, ngx_log_t *log);
+
+/*
+ * The tools of an agent as a JSON array of tool objects, sorted by server
+ * then tool name.  server empty: every server, names "<server><sep><tool>";
+ * server given: that server only, names unchanged (NGX_DECLINED if it is
+ * not connected).  *generation: the agent's tool-set generation.
+ */
+ngx_int_t ngx_http_reverse_mcp_registry_tools(ngx_shm_zone_t *zone,
+    ngx_pool_t *pool, ngx_str_t *agent, ngx_str_t *server, ngx_str_t *sep,
+    ngx_str_t *out, ngx_uint_t *generation);
+
+/*
+ * Where a tool lives: NGX_OK with the owner pid and connection id,
+ * NGX_DECLINED when the server is not connected, NGX_ABORT when it is but
+ * has no such tool (tool may be NULL: only the server is looked up).
+ */
+ngx_int_t ngx_http_reverse_mcp_registry_resolve(ngx_shm_zone_t *zone,
+    ngx_str_t *agent, ngx_str_t *server, ngx_str_t *tool, ngx_pid_t *pid,
+    uint64_t *conn_id);
+
+/* the agent's tool-set generation (0 if it never had a server) */
+ngx_uint_t ngx_http_reverse_mcp_registry_generation(ngx_shm_zone_t *zone,
+    ngx_str_t *agent);
 
 /* the registry as JSON (status page); agent filter may be empty */
 ngx_int_t ngx_http_reverse_mcp_registry_render(ngx_shm_zone_t *zone,
