@@ -26,7 +26,8 @@
 #define NGX_HTTP_REVERSE_MCP_ERR_INTERNAL     -32603
 
 
-typedef struct ngx_http_reverse_mcp_call_s  ngx_http_reverse_mcp_call_t;
+#include "ngx_http_reverse_mcp_module.h"
+
 
 /*
  * A JSON-RPC notification the server sent for this call (progress with the
@@ -68,7 +69,8 @@ struct ngx_http_reverse_mcp_call_s {
     uint64_t                               conn_id;
 
     /* private */
-    void                                  *priv;
+    void                                  *priv;      /* caller side */
+    void                                  *pending;   /* owner side */
     ngx_event_t                            posted;
     unsigned                               finished:1;
     unsigned                               remote:1;
@@ -76,7 +78,10 @@ struct ngx_http_reverse_mcp_call_s {
 
 
 /*
- * Start a call.  The call (and the strings it points to) must stay valid
+ * Start a call.  While it runs, params and progress_token may point to the
+ * gateway's copies (the token is made unique); they are given back with
+ * the notify/done handlers when the call ends.
+ * The call (and the strings it points to) must stay valid
  * until done() runs or call_cancel() returns.  Errors found at once (the
  * server is not connected) are also reported through done(), from a
  * posted event.  Returns NGX_OK, or NGX_ERROR when nothing could be set up
@@ -90,6 +95,12 @@ void ngx_http_reverse_mcp_call_cancel(ngx_http_reverse_mcp_call_t *call);
 /* helpers for the caller: build a gateway error object into pool memory */
 ngx_int_t ngx_http_reverse_mcp_call_error_json(ngx_pool_t *pool,
     ngx_int_t code, ngx_str_t *message, ngx_str_t *out);
+
+/* the same into buf (at least NGX_HTTP_REVERSE_MCP_ERROR_TEXT bytes; the
+ * message is cut at 256 bytes); returns the end */
+#define NGX_HTTP_REVERSE_MCP_ERROR_TEXT  1700
+u_char *ngx_http_reverse_mcp_call_error_text(u_char *buf, ngx_int_t code,
+    ngx_str_t *message);
 
 
 #endif /* _NGX_HTTP_REVERSE_MCP_CALL_H_INCLUDED_ */

@@ -17,6 +17,8 @@
 #include "ngx_http_reverse_mcp_ws_codec.h"
 #include "ngx_http_reverse_mcp_json.h"
 #include "ngx_http_reverse_mcp_mcp.h"
+#include "ngx_http_reverse_mcp_outq.h"
+#include "ngx_http_reverse_mcp_call.h"
 
 #include <openssl/sha.h>
 #include <openssl/crypto.h>
@@ -34,11 +36,14 @@
 #define NGX_HTTP_REVERSE_MCP_UPGRADE_REQUIRED  426
 
 
+/* a call in flight on this socket, keyed by the id the gateway sent */
 typedef struct {
-    ngx_chain_t                cl;
-    ngx_buf_t                  buf;
-    size_t                     size;
-} ngx_http_reverse_mcp_frame_t;
+    ngx_rbtree_node_t                   node;
+    ngx_http_reverse_mcp_call_t        *call;
+    ngx_http_reverse_mcp_conn_t        *ctx;
+    ngx_event_t                         timer;
+    ngx_str_t                           token;   /* JSON literal */
+} ngx_http_reverse_mcp_pending_t;
 
 
 struct ngx_http_reverse_mcp_conn_s {
@@ -57,9 +62,7 @@ struct ngx_http_reverse_mcp_conn_s {
 
     ngx_http_reverse_mcp_ws_parser_t    parser;
 
-    ngx_chain_t                        *out;
-    ngx_chain_t                       **out_last;
-    size_t                              out_bytes;
+    ngx_http_reverse_mcp_outq_t         outq;
 
     ngx_event_t                         ping_ev;
     ngx_event_t                         timer_ev;
@@ -83,6 +86,11 @@ struct ngx_http_reverse_mcp_conn_s {
     ngx_pool_t                         *tmp_pool;  /* per message */
 
     ngx_queue_t                         queue;
+    ngx_rbtree_node_t                   id_node;     /* key: conn_id */
+
+    ngx_rbtree_t                        pending;
+    ngx_rbtree_node_t                   pending_sentinel;
+    ngx_uint_t                          npending;
 
     unsigned                            header_pending:1;
     unsigned                            awaiting_pong:1;
@@ -147,7 +155,8 @@ static void ngx_http_reverse_mcp_handle_message(
 static void ngx_http_reverse_mcp_handle_request(
     ngx_http_reverse_mcp_conn_t *ctx, ngx_str_t *method, yajl_val id);
 static void ngx_http_reverse_mcp_handle_notification(
-    ngx_http_reverse_mcp_conn_t *ctx, ngx_str_t *method, yajl_val params);
+    ngx_http_reverse_mcp_conn_t *ctx, ngx_str_t *method, yajl_val params,
+    yajl_val msg);
 static void ngx_http_reverse_mcp_handle_response(
     ngx_http_reverse_mcp_conn_t *ctx, yajl_val msg, yajl_val id);
 static void ngx_http_reverse_mcp_initialized(
@@ -163,7 +172,22 @@ static void ngx_http_reverse_mcp_rpc_failed(ngx_http_reverse_mcp_conn_t *ctx,
     const char *what, yajl_val error);
 
 
+static void ngx_http_reverse_mcp_pending_finish(
+    ngx_http_reverse_mcp_pending_t *p, ngx_uint_t is_error, ngx_str_t *json);
+static void ngx_http_reverse_mcp_pending_timeout(ngx_event_t *ev);
+static void ngx_http_reverse_mcp_fail_pending(
+    ngx_http_reverse_mcp_conn_t *ctx, ngx_int_t code, const char *message);
+static ngx_http_reverse_mcp_pending_t *ngx_http_reverse_mcp_pending_by_token(
+    ngx_http_reverse_mcp_conn_t *ctx, ngx_str_t *token);
+static void ngx_http_reverse_mcp_send_cancelled(
+    ngx_http_reverse_mcp_conn_t *ctx, int64_t id, const char *reason);
+static ngx_int_t ngx_http_reverse_mcp_route_notification(
+    ngx_http_reverse_mcp_conn_t *ctx, ngx_str_t *method, yajl_val msg);
+
+
 static ngx_queue_t        ngx_http_reverse_mcp_conns;
+static ngx_rbtree_t       ngx_http_reverse_mcp_conn_ids;
+static ngx_rbtree_node_t  ngx_http_reverse_mcp_conn_ids_sentinel;
 static ngx_uint_t         ngx_http_reverse_mcp_conns_init;
 static ngx_atomic_uint_t  ngx_http_reverse_mcp_kicks_seen;
 
@@ -197,14 +221,8 @@ ngx_http_reverse_mcp_connector_handler(ngx_http_request_t *r)
 
     /* tokens in the query must never reach a log line */
 
-    if (r->args.len) {
-        if (ngx_http_reverse_mcp_redact(r->pool, &r->request_line, 0)
-               != NGX_OK
-            || ngx_http_reverse_mcp_redact(r->pool, &r->unparsed_uri, 0)
-               != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+    if (ngx_http_reverse_mcp_connector_redact(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (r != r->main) {
@@ -361,7 +379,7 @@ ngx_http_reverse_mcp_connector_handler(ngx_http_request_t *r)
     ctx->mcf = mcf;
     ctx->acf = acf;
     ctx->stats = stats;
-    ctx->out_last = &ctx->out;
+    ngx_http_reverse_mcp_outq_init(&ctx->outq);
     ctx->next_id = 1;
     ctx->connected_at = ngx_time();
 
@@ -444,10 +462,19 @@ ngx_http_reverse_mcp_connector_handler(ngx_http_request_t *r)
 
     if (!ngx_http_reverse_mcp_conns_init) {
         ngx_queue_init(&ngx_http_reverse_mcp_conns);
+        ngx_rbtree_init(&ngx_http_reverse_mcp_conn_ids,
+                        &ngx_http_reverse_mcp_conn_ids_sentinel,
+                        ngx_rbtree_insert_value);
         ngx_http_reverse_mcp_conns_init = 1;
     }
 
     ngx_queue_insert_tail(&ngx_http_reverse_mcp_conns, &ctx->queue);
+
+    ctx->id_node.key = (ngx_rbtree_key_t) ctx->conn_id;
+    ngx_rbtree_insert(&ngx_http_reverse_mcp_conn_ids, &ctx->id_node);
+
+    ngx_rbtree_init(&ctx->pending, &ctx->pending_sentinel,
+                    ngx_rbtree_insert_value);
 
     cln->handler = ngx_http_reverse_mcp_cleanup;
     cln->data = ctx;
@@ -862,6 +889,28 @@ ngx_http_reverse_mcp_redact(ngx_pool_t *pool, ngx_str_t *s,
 }
 
 
+/*
+ * Also called in the rewrite phase of connector locations, so that
+ * nginx's own refusals (deny, auth_request) log no token either.
+ */
+ngx_int_t
+ngx_http_reverse_mcp_connector_redact(ngx_http_request_t *r)
+{
+    if (r->args.len == 0) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_reverse_mcp_redact(r->pool, &r->request_line, 0) != NGX_OK
+        || ngx_http_reverse_mcp_redact(r->pool, &r->unparsed_uri, 0)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 /* connection lifetime */
 
 
@@ -872,14 +921,13 @@ ngx_http_reverse_mcp_cleanup(void *data)
 
     u_char                         buf[NGX_HTTP_REVERSE_MCP_WS_MAX_HEADER + 125];
     size_t                         n, hlen;
-    ngx_chain_t                   *cl, *next;
     ngx_connection_t              *c;
 
     c = ctx->connection;
 
     /* nginx is closing us (worker_shutdown_timeout): say goodbye */
     if ((ngx_exiting || ngx_terminate) && !ctx->close_sent
-        && !ctx->header_pending && ctx->out == NULL && !c->destroyed)
+        && !ctx->header_pending && ctx->outq.out == NULL && !c->destroyed)
     {
         n = ngx_http_reverse_mcp_ws_close_payload(buf + 4,
                 NGX_HTTP_REVERSE_MCP_WS_CLOSE_GOING_AWAY,
@@ -892,6 +940,9 @@ ngx_http_reverse_mcp_cleanup(void *data)
     }
 
     ngx_http_reverse_mcp_deregister(ctx);
+
+    ngx_http_reverse_mcp_fail_pending(ctx, NGX_HTTP_REVERSE_MCP_ERR_GONE,
+                                      "the reverse server disconnected");
 
     if (ctx->ping_ev.timer_set) {
         ngx_del_timer(&ctx->ping_ev);
@@ -907,12 +958,7 @@ ngx_http_reverse_mcp_cleanup(void *data)
 
     ngx_http_reverse_mcp_ws_parser_free(&ctx->parser);
 
-    for (cl = ctx->out; cl; cl = next) {
-        next = cl->next;
-        ngx_free(cl);
-    }
-
-    ctx->out = NULL;
+    ngx_http_reverse_mcp_outq_free(&ctx->outq);
 
     if (ctx->list_pool) {
         ngx_destroy_pool(ctx->list_pool);
@@ -920,6 +966,7 @@ ngx_http_reverse_mcp_cleanup(void *data)
     }
 
     ngx_queue_remove(&ctx->queue);
+    ngx_rbtree_delete(&ngx_http_reverse_mcp_conn_ids, &ctx->id_node);
 
     (void) ngx_atomic_fetch_add(&ctx->stats->connections, -1);
 
@@ -964,6 +1011,9 @@ ngx_http_reverse_mcp_finalize(ngx_http_reverse_mcp_conn_t *ctx)
     ctx->stop = 1;
 
     ngx_http_reverse_mcp_deregister(ctx);
+
+    ngx_http_reverse_mcp_fail_pending(ctx, NGX_HTTP_REVERSE_MCP_ERR_GONE,
+                                      "the reverse server disconnected");
 
     if (ctx->ping_ev.timer_set) {
         ngx_del_timer(&ctx->ping_ev);
@@ -1031,6 +1081,10 @@ ngx_http_reverse_mcp_close(ngx_http_reverse_mcp_conn_t *ctx, int code,
 
     ngx_http_reverse_mcp_deregister(ctx);
 
+    ngx_http_reverse_mcp_fail_pending(ctx, NGX_HTTP_REVERSE_MCP_ERR_GONE,
+                                      "the reverse server connection is "
+                                      "closing");
+
     n = ngx_http_reverse_mcp_ws_close_payload(payload, code, reason,
                                               ngx_strlen(reason));
 
@@ -1068,7 +1122,7 @@ static void
 ngx_http_reverse_mcp_maybe_done(ngx_http_reverse_mcp_conn_t *ctx)
 {
     if (!ctx->finalized && ctx->close_sent && ctx->close_received
-        && ctx->out == NULL && !ctx->header_pending)
+        && ctx->outq.out == NULL && !ctx->header_pending)
     {
         ngx_http_reverse_mcp_finalize(ctx);
     }
@@ -1307,6 +1361,10 @@ ngx_http_reverse_mcp_on_control(void *data, int opcode,
 
         ngx_http_reverse_mcp_deregister(ctx);
 
+        ngx_http_reverse_mcp_fail_pending(ctx, NGX_HTTP_REVERSE_MCP_ERR_GONE,
+                                          "the reverse server closed the "
+                                          "connection");
+
         if (!ctx->close_sent) {
             /* echo the code (RFC 6455 5.5.1) */
             if (ngx_http_reverse_mcp_send(ctx,
@@ -1353,46 +1411,26 @@ static ngx_int_t
 ngx_http_reverse_mcp_send(ngx_http_reverse_mcp_conn_t *ctx, int opcode,
     u_char *data, size_t len, ngx_uint_t force)
 {
-    u_char                        *p;
-    size_t                         size;
-    ngx_http_reverse_mcp_frame_t  *f;
+    u_char  *p, hdr[NGX_HTTP_REVERSE_MCP_WS_MAX_HEADER];
+    size_t   hlen;
 
     if (ctx->finalized || (ctx->close_sent && !force)) {
         return NGX_ERROR;
     }
 
-    size = sizeof(ngx_http_reverse_mcp_frame_t)
-           + NGX_HTTP_REVERSE_MCP_WS_MAX_HEADER + len;
+    hlen = ngx_http_reverse_mcp_ws_frame_header(hdr, opcode, len, NULL);
 
     /* control frames may exceed the queue limit, but only by a little */
-    if (ctx->out_bytes + size > ctx->lcf->send_queue + (force ? 65536 : 0)) {
+    p = ngx_http_reverse_mcp_outq_add(&ctx->outq, hlen + len,
+                                      ctx->lcf->send_queue
+                                      + (force ? 65536 : 0),
+                                      ctx->connection->log);
+    if (p == NULL) {
         return NGX_BUSY;
     }
 
-    f = ngx_alloc(size, ctx->connection->log);
-    if (f == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memzero(f, sizeof(ngx_http_reverse_mcp_frame_t));
-
-    p = (u_char *) (f + 1);
-
-    f->buf.start = p;
-    f->buf.pos = p;
-    p += ngx_http_reverse_mcp_ws_frame_header(p, opcode, len, NULL);
-    f->buf.last = ngx_cpymem(p, data, len);
-    f->buf.end = f->buf.last;
-    f->buf.memory = 1;
-    f->buf.flush = 1;
-    f->size = size;
-
-    f->cl.buf = &f->buf;
-    f->cl.next = NULL;
-
-    *ctx->out_last = &f->cl;
-    ctx->out_last = &f->cl.next;
-    ctx->out_bytes += size;
+    p = ngx_cpymem(p, hdr, hlen);
+    ngx_memcpy(p, data, len);
 
     return NGX_OK;
 }
@@ -1433,11 +1471,10 @@ ngx_http_reverse_mcp_send_json(ngx_http_reverse_mcp_conn_t *ctx, u_char *data,
 static ngx_int_t
 ngx_http_reverse_mcp_flush(ngx_http_reverse_mcp_conn_t *ctx)
 {
-    ngx_chain_t                   *cl;
-    ngx_connection_t              *c;
-    ngx_http_request_t            *r;
-    ngx_http_core_loc_conf_t      *clcf;
-    ngx_http_reverse_mcp_frame_t  *f;
+    ngx_int_t                  rc;
+    ngx_connection_t          *c;
+    ngx_http_request_t        *r;
+    ngx_http_core_loc_conf_t  *clcf;
 
     c = ctx->connection;
     r = ctx->request;
@@ -1459,27 +1496,15 @@ ngx_http_reverse_mcp_flush(ngx_http_reverse_mcp_conn_t *ctx)
         ctx->header_pending = 0;
     }
 
-    while (ctx->out) {
+    rc = ngx_http_reverse_mcp_outq_flush(&ctx->outq, c);
 
-        cl = c->send_chain(c, ctx->out, 0);
-
-        if (cl == NGX_CHAIN_ERROR) {
-            return NGX_ERROR;
-        }
-
-        while (ctx->out && ngx_buf_size(ctx->out->buf) == 0) {
-            f = (ngx_http_reverse_mcp_frame_t *) ctx->out;
-            ctx->out = ctx->out->next;
-            ctx->out_bytes -= f->size;
-            ngx_free(f);
-        }
-
-        if (ctx->out) {
-            goto again;
-        }
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
     }
 
-    ctx->out_last = &ctx->out;
+    if (rc == NGX_AGAIN) {
+        goto again;
+    }
 
     if (c->write->timer_set) {
         ngx_del_timer(c->write);
@@ -1687,7 +1712,7 @@ ngx_http_reverse_mcp_handle_message(ngx_http_reverse_mcp_conn_t *ctx,
 
         } else {
             ngx_http_reverse_mcp_handle_notification(ctx, &method,
-                           ngx_http_reverse_mcp_json_get(msg, "params"));
+                           ngx_http_reverse_mcp_json_get(msg, "params"), msg);
         }
 
         return;
@@ -1772,7 +1797,7 @@ ngx_http_reverse_mcp_handle_request(ngx_http_reverse_mcp_conn_t *ctx,
 
 static void
 ngx_http_reverse_mcp_handle_notification(ngx_http_reverse_mcp_conn_t *ctx,
-    ngx_str_t *method, yajl_val params)
+    ngx_str_t *method, yajl_val params, yajl_val msg)
 {
     if (method->len == sizeof("notifications/tools/list_changed") - 1
         && ngx_strncmp(method->data, "notifications/tools/list_changed",
@@ -1796,6 +1821,13 @@ ngx_http_reverse_mcp_handle_notification(ngx_http_reverse_mcp_conn_t *ctx,
             ctx->relist_pending = 1;
         }
 
+        return;
+    }
+
+    if (ctx->npending
+        && ngx_http_reverse_mcp_route_notification(ctx, method, msg)
+           == NGX_OK)
+    {
         return;
     }
 
@@ -1905,6 +1937,43 @@ ngx_http_reverse_mcp_handle_response(ngx_http_reverse_mcp_conn_t *ctx,
     }
 
     n = YAJL_GET_INTEGER(id);
+
+    if (ctx->npending) {
+        ngx_rbtree_node_t  *node, *sentinel;
+
+        node = ctx->pending.root;
+        sentinel = ctx->pending.sentinel;
+
+        while (node != sentinel) {
+            if ((ngx_rbtree_key_t) n == node->key) {
+                ngx_str_t  json;
+
+                if (ngx_http_reverse_mcp_json_dump(ctx->tmp_pool,
+                                                   error ? error : result,
+                                                   &json)
+                    != NGX_OK)
+                {
+                    ngx_http_reverse_mcp_abort(ctx);
+                    return;
+                }
+
+                if (error && !YAJL_IS_OBJECT(error)) {
+                    ngx_http_reverse_mcp_close(ctx,
+                                       NGX_HTTP_REVERSE_MCP_WS_CLOSE_PROTOCOL,
+                                       "JSON-RPC error is not an object");
+                    return;
+                }
+
+                ngx_http_reverse_mcp_pending_finish(
+                    (ngx_http_reverse_mcp_pending_t *) node, error != NULL,
+                    &json);
+                return;
+            }
+
+            node = ((ngx_rbtree_key_t) n < node->key) ? node->left
+                                                      : node->right;
+        }
+    }
 
     if (n == ctx->init_id && ctx->state == NGX_HTTP_REVERSE_MCP_ST_INIT) {
         ngx_http_reverse_mcp_initialized(ctx, result, error);
@@ -2442,7 +2511,7 @@ ngx_http_reverse_mcp_connector_exit(ngx_cycle_t *cycle)
         ctx = ngx_queue_data(q, ngx_http_reverse_mcp_conn_t, queue);
         c = ctx->connection;
 
-        if (!ctx->close_sent && !ctx->header_pending && ctx->out == NULL) {
+        if (!ctx->close_sent && !ctx->header_pending && ctx->outq.out == NULL) {
             n = ngx_http_reverse_mcp_ws_close_payload(buf + 4,
                     NGX_HTTP_REVERSE_MCP_WS_CLOSE_GOING_AWAY,
                     "gateway shutting down", 21);
@@ -2455,4 +2524,340 @@ ngx_http_reverse_mcp_connector_exit(ngx_cycle_t *cycle)
 
         ngx_http_reverse_mcp_deregister(ctx);
     }
+}
+
+
+/* calls from any worker (see ngx_http_reverse_mcp_call.h) */
+
+
+ngx_int_t
+ngx_http_reverse_mcp_connector_call(uint64_t conn_id,
+    ngx_http_reverse_mcp_call_t *call)
+{
+    u_char                          *p, *buf;
+    size_t                           len;
+    ngx_int_t                        rc;
+    ngx_msec_t                       timeout;
+    ngx_rbtree_node_t               *node, *sentinel;
+    ngx_http_reverse_mcp_conn_t     *ctx;
+    ngx_http_reverse_mcp_pending_t  *pd;
+
+    if (!ngx_http_reverse_mcp_conns_init) {
+        return NGX_DECLINED;
+    }
+
+    node = ngx_http_reverse_mcp_conn_ids.root;
+    sentinel = ngx_http_reverse_mcp_conn_ids.sentinel;
+    ctx = NULL;
+
+    while (node != sentinel) {
+        if ((ngx_rbtree_key_t) conn_id == node->key) {
+            ctx = (ngx_http_reverse_mcp_conn_t *)
+                      ((u_char *) node
+                       - offsetof(ngx_http_reverse_mcp_conn_t, id_node));
+            break;
+        }
+
+        node = ((ngx_rbtree_key_t) conn_id < node->key) ? node->left
+                                                        : node->right;
+    }
+
+    if (ctx == NULL || ctx->finalized
+        || ctx->state != NGX_HTTP_REVERSE_MCP_ST_READY)
+    {
+        return NGX_DECLINED;
+    }
+
+    pd = ngx_calloc(sizeof(ngx_http_reverse_mcp_pending_t)
+                    + call->progress_token.len, ctx->connection->log);
+    if (pd == NULL) {
+        return NGX_ERROR;
+    }
+
+    pd->call = call;
+    pd->ctx = ctx;
+    pd->node.key = (ngx_rbtree_key_t) ctx->next_id++;
+
+    if (call->progress_token.len) {
+        pd->token.data = (u_char *) (pd + 1);
+        pd->token.len = call->progress_token.len;
+        ngx_memcpy(pd->token.data, call->progress_token.data,
+                   call->progress_token.len);
+    }
+
+    len = sizeof("{\"jsonrpc\":\"2.0\",\"id\":,\"method\":,\"params\":}")
+          + NGX_INT64_LEN + ngx_http_reverse_mcp_json_escaped_len(&call->method)
+          + call->params.len;
+
+    buf = ngx_alloc(len, ctx->connection->log);
+    if (buf == NULL) {
+        ngx_free(pd);
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(buf, "{\"jsonrpc\":\"2.0\",\"id\":%uL,\"method\":",
+                    (uint64_t) pd->node.key);
+    p = ngx_http_reverse_mcp_json_escape(p, &call->method);
+
+    if (call->params.len) {
+        p = ngx_cpymem(p, ",\"params\":", 10);
+        p = ngx_cpymem(p, call->params.data, call->params.len);
+    }
+
+    *p++ = '}';
+
+    rc = ngx_http_reverse_mcp_send(ctx, NGX_HTTP_REVERSE_MCP_WS_OP_TEXT, buf,
+                                   p - buf, 0);
+
+    ngx_free(buf);
+
+    if (rc != NGX_OK) {
+        ngx_free(pd);
+        return rc == NGX_BUSY ? NGX_BUSY : NGX_ERROR;
+    }
+
+    (void) ngx_atomic_fetch_add(&ctx->stats->messages_out, 1);
+
+    ngx_rbtree_insert(&ctx->pending, &pd->node);
+    ctx->npending++;
+    call->pending = pd;
+
+    timeout = call->timeout ? call->timeout : ctx->lcf->call_timeout;
+
+    pd->timer.handler = ngx_http_reverse_mcp_pending_timeout;
+    pd->timer.data = pd;
+    pd->timer.log = ctx->connection->log;
+    ngx_add_timer(&pd->timer, timeout);
+
+    if (ngx_http_reverse_mcp_flush(ctx) == NGX_ERROR) {
+        /* the call fails through fail_pending, after call_start returned */
+        ngx_http_reverse_mcp_abort(ctx);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_reverse_mcp_pending_remove(ngx_http_reverse_mcp_pending_t *pd)
+{
+    ngx_http_reverse_mcp_conn_t  *ctx;
+
+    ctx = pd->ctx;
+
+    ngx_rbtree_delete(&ctx->pending, &pd->node);
+    ctx->npending--;
+
+    if (pd->timer.timer_set) {
+        ngx_del_timer(&pd->timer);
+    }
+
+    pd->call->pending = NULL;
+}
+
+
+static void
+ngx_http_reverse_mcp_pending_finish(ngx_http_reverse_mcp_pending_t *pd,
+    ngx_uint_t is_error, ngx_str_t *json)
+{
+    ngx_http_reverse_mcp_call_t  *call;
+
+    call = pd->call;
+
+    ngx_http_reverse_mcp_pending_remove(pd);
+    ngx_free(pd);
+
+    call->done(call, is_error, json);
+}
+
+
+static void
+ngx_http_reverse_mcp_gateway_error(ngx_http_reverse_mcp_pending_t *pd,
+    ngx_int_t code, const char *message)
+{
+    u_char     buf[512], *p;
+    ngx_str_t  msg, json;
+
+    msg.data = (u_char *) message;
+    msg.len = ngx_strlen(message);
+
+    if (ngx_http_reverse_mcp_json_escaped_len(&msg) > sizeof(buf) - 64) {
+        msg.len = sizeof(buf) - 64 - 2;
+    }
+
+    p = ngx_sprintf(buf, "{\"code\":%i,\"message\":", code);
+    p = ngx_http_reverse_mcp_json_escape(p, &msg);
+    *p++ = '}';
+
+    json.data = buf;
+    json.len = p - buf;
+
+    ngx_http_reverse_mcp_pending_finish(pd, 1, &json);
+}
+
+
+static void
+ngx_http_reverse_mcp_pending_timeout(ngx_event_t *ev)
+{
+    ngx_http_reverse_mcp_pending_t  *pd = ev->data;
+
+    u_char                        msg[256];
+    ngx_http_reverse_mcp_conn_t  *ctx;
+
+    ctx = pd->ctx;
+
+    (void) ngx_snprintf(msg, sizeof(msg),
+                        "call to server \"%V\" timed out%Z", &ctx->server);
+
+    ngx_log_error(NGX_LOG_WARN, ctx->connection->log, 0,
+                  "reverse_mcp: call %uL to server \"%V\" of agent \"%V\" "
+                  "timed out, cancelled", (uint64_t) pd->node.key,
+                  &ctx->server, &ctx->agent);
+
+    ngx_http_reverse_mcp_send_cancelled(ctx, (int64_t) pd->node.key,
+                                        "timeout");
+
+    ngx_http_reverse_mcp_gateway_error(pd, NGX_HTTP_REVERSE_MCP_ERR_TIMEOUT,
+                                       (char *) msg);
+}
+
+
+static void
+ngx_http_reverse_mcp_fail_pending(ngx_http_reverse_mcp_conn_t *ctx,
+    ngx_int_t code, const char *message)
+{
+    u_char              msg[256];
+    ngx_rbtree_node_t  *node;
+
+    if (ctx->pending.root == NULL) {
+        return;
+    }
+
+    (void) ngx_snprintf(msg, sizeof(msg), "server \"%V\": %s%Z",
+                        &ctx->server, message);
+
+    while (ctx->npending) {
+        node = ngx_rbtree_min(ctx->pending.root, ctx->pending.sentinel);
+        ngx_http_reverse_mcp_gateway_error(
+            (ngx_http_reverse_mcp_pending_t *) node, code, (char *) msg);
+    }
+}
+
+
+void
+ngx_http_reverse_mcp_connector_cancel(ngx_http_reverse_mcp_call_t *call,
+    const char *reason)
+{
+    ngx_http_reverse_mcp_pending_t  *pd;
+
+    pd = call->pending;
+
+    if (pd == NULL) {
+        return;
+    }
+
+    ngx_http_reverse_mcp_send_cancelled(pd->ctx, (int64_t) pd->node.key,
+                                        reason);
+
+    ngx_http_reverse_mcp_pending_remove(pd);
+    ngx_free(pd);
+}
+
+
+static void
+ngx_http_reverse_mcp_send_cancelled(ngx_http_reverse_mcp_conn_t *ctx,
+    int64_t id, const char *reason)
+{
+    u_char     buf[512], *p;
+    ngx_str_t  r;
+
+    if (ctx->finalized || ctx->state == NGX_HTTP_REVERSE_MCP_ST_CLOSING) {
+        return;
+    }
+
+    r.data = (u_char *) reason;
+    r.len = ngx_min(ngx_strlen(reason), 200);
+
+    p = ngx_sprintf(buf, "{\"jsonrpc\":\"2.0\",\"method\":"
+                    "\"notifications/cancelled\",\"params\":{\"requestId\":"
+                    "%L,\"reason\":", id);
+    p = ngx_http_reverse_mcp_json_escape(p, &r);
+    p = ngx_cpymem(p, "}}", 2);
+
+    (void) ngx_http_reverse_mcp_send_json(ctx, buf, p - buf);
+}
+
+
+static ngx_http_reverse_mcp_pending_t *
+ngx_http_reverse_mcp_pending_by_token(ngx_http_reverse_mcp_conn_t *ctx,
+    ngx_str_t *token)
+{
+    ngx_rbtree_node_t               *node;
+    ngx_http_reverse_mcp_pending_t  *pd;
+
+    for (node = ngx_rbtree_min(ctx->pending.root, ctx->pending.sentinel);
+         node;
+         node = ngx_rbtree_next(&ctx->pending, node))
+    {
+        pd = (ngx_http_reverse_mcp_pending_t *) node;
+
+        if (pd->token.len == token->len
+            && ngx_strncmp(pd->token.data, token->data, token->len) == 0)
+        {
+            return pd;
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * A notification that belongs to a call in flight goes to its caller:
+ * progress by its token, anything else (log messages) when exactly one
+ * call is in flight on this socket.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_route_notification(ngx_http_reverse_mcp_conn_t *ctx,
+    ngx_str_t *method, yajl_val msg)
+{
+    yajl_val                         token;
+    ngx_str_t                        json, lit;
+    ngx_http_reverse_mcp_pending_t  *pd;
+
+    pd = NULL;
+
+    if (method->len == sizeof("notifications/progress") - 1
+        && ngx_strncmp(method->data, "notifications/progress", method->len)
+           == 0)
+    {
+        token = ngx_http_reverse_mcp_json_get(
+                    ngx_http_reverse_mcp_json_get(msg, "params"),
+                    "progressToken");
+
+        if (token == NULL
+            || ngx_http_reverse_mcp_json_dump(ctx->tmp_pool, token, &lit)
+               != NGX_OK)
+        {
+            return NGX_DECLINED;
+        }
+
+        pd = ngx_http_reverse_mcp_pending_by_token(ctx, &lit);
+
+    } else if (ctx->npending == 1) {
+        pd = (ngx_http_reverse_mcp_pending_t *)
+                 ngx_rbtree_min(ctx->pending.root, ctx->pending.sentinel);
+    }
+
+    if (pd == NULL || pd->call->notify == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_reverse_mcp_json_dump(ctx->tmp_pool, msg, &json) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    pd->call->notify(pd->call, &json);
+
+    return NGX_OK;
 }

@@ -162,11 +162,29 @@ ngx_http_reverse_mcp_json_get_str(yajl_val obj, const char *key,
 }
 
 
+static ngx_int_t ngx_http_reverse_mcp_json_gen_replace(yajl_gen g,
+    yajl_val v, yajl_val target, ngx_str_t *literal);
+
+
 ngx_int_t
 ngx_http_reverse_mcp_json_gen(yajl_gen g, yajl_val v)
 {
+    return ngx_http_reverse_mcp_json_gen_replace(g, v, NULL, NULL);
+}
+
+
+static ngx_int_t
+ngx_http_reverse_mcp_json_gen_replace(yajl_gen g, yajl_val v,
+    yajl_val target, ngx_str_t *literal)
+{
     size_t       i, n;
     const char  *s;
+
+    if (target && v == target) {
+        /* yajl writes a "number" verbatim: that inserts any literal */
+        return yajl_gen_number(g, (const char *) literal->data, literal->len)
+               == yajl_gen_status_ok ? NGX_OK : NGX_ERROR;
+    }
 
     if (v == NULL) {
         return yajl_gen_null(g) == yajl_gen_status_ok ? NGX_OK : NGX_ERROR;
@@ -202,7 +220,8 @@ ngx_http_reverse_mcp_json_gen(yajl_gen g, yajl_val v)
 
             if (yajl_gen_string(g, (const unsigned char *) s, ngx_strlen(s))
                 != yajl_gen_status_ok
-                || ngx_http_reverse_mcp_json_gen(g, v->u.object.values[i])
+                || ngx_http_reverse_mcp_json_gen_replace(g,
+                       v->u.object.values[i], target, literal)
                    != NGX_OK)
             {
                 return NGX_ERROR;
@@ -220,7 +239,8 @@ ngx_http_reverse_mcp_json_gen(yajl_gen g, yajl_val v)
         n = v->u.array.len;
 
         for (i = 0; i < n; i++) {
-            if (ngx_http_reverse_mcp_json_gen(g, v->u.array.values[i])
+            if (ngx_http_reverse_mcp_json_gen_replace(g, v->u.array.values[i],
+                                                      target, literal)
                 != NGX_OK)
             {
                 return NGX_ERROR;
@@ -245,6 +265,14 @@ ngx_http_reverse_mcp_json_gen(yajl_gen g, yajl_val v)
 ngx_int_t
 ngx_http_reverse_mcp_json_dump(ngx_pool_t *pool, yajl_val v, ngx_str_t *out)
 {
+    return ngx_http_reverse_mcp_json_dump_replace(pool, v, NULL, NULL, out);
+}
+
+
+ngx_int_t
+ngx_http_reverse_mcp_json_dump_replace(ngx_pool_t *pool, yajl_val v,
+    yajl_val target, ngx_str_t *literal, ngx_str_t *out)
+{
     size_t                len;
     yajl_gen              g;
     const unsigned char  *buf;
@@ -254,7 +282,8 @@ ngx_http_reverse_mcp_json_dump(ngx_pool_t *pool, yajl_val v, ngx_str_t *out)
         return NGX_ERROR;
     }
 
-    if (ngx_http_reverse_mcp_json_gen(g, v) != NGX_OK
+    if (ngx_http_reverse_mcp_json_gen_replace(g, v, target, literal)
+           != NGX_OK
         || yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok)
     {
         yajl_gen_free(g);

@@ -46,6 +46,13 @@ ngx_int_t ngx_http_reverse_mcp_json_dump(ngx_pool_t *pool, yajl_val v,
 ngx_int_t ngx_http_reverse_mcp_json_dump_members(ngx_pool_t *pool,
     yajl_val obj, const char *skip, ngx_str_t *out);
 
+/*
+ * Serialise root, writing the JSON text literal in place of the value
+ * target (a node inside root).
+ */
+ngx_int_t ngx_http_reverse_mcp_json_dump_replace(ngx_pool_t *pool,
+    yajl_val root, yajl_val target, ngx_str_t *literal, ngx_str_t *out);
+
 /* length of s as a JSON string literal, quotes included */
 size_t ngx_http_reverse_mcp_json_escaped_len(ngx_str_t *s);
 

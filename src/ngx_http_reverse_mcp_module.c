@@ -47,8 +47,16 @@ static char *ngx_http_reverse_mcp_connector(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_reverse_mcp_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_reverse_mcp_endpoint(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_reverse_mcp_msec_min(ngx_conf_t *cf, void *post,
     void *data);
+static char *ngx_http_reverse_mcp_size_min(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_reverse_mcp_send_queue(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_reverse_mcp_rewrite_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_reverse_mcp_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_reverse_mcp_init_process(ngx_cycle_t *cycle);
 static void ngx_http_reverse_mcp_exit_process(ngx_cycle_t *cycle);
 static void ngx_http_reverse_mcp_heartbeat_handler(ngx_event_t *ev);
@@ -70,6 +78,9 @@ static ngx_conf_enum_t  ngx_http_reverse_mcp_shutdown_enum[] = {
 
 static ngx_conf_post_t  ngx_http_reverse_mcp_msec_post =
     { ngx_http_reverse_mcp_msec_min };
+
+static ngx_conf_post_t  ngx_http_reverse_mcp_size_post =
+    { ngx_http_reverse_mcp_size_min };
 
 
 static ngx_command_t  ngx_http_reverse_mcp_commands[] = {
@@ -100,6 +111,41 @@ static ngx_command_t  ngx_http_reverse_mcp_commands[] = {
       ngx_http_reverse_mcp_status,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("reverse_mcp_runtime_dir"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_reverse_mcp_main_conf_t, runtime_dir),
+      NULL },
+
+    { ngx_string("reverse_mcp_endpoint"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_reverse_mcp_endpoint,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("reverse_mcp_tool_separator"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_reverse_mcp_loc_conf_t, tool_separator),
+      NULL },
+
+    { ngx_string("reverse_mcp_session_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_reverse_mcp_loc_conf_t, session_timeout),
+      &ngx_http_reverse_mcp_msec_post },
+
+    { ngx_string("reverse_mcp_force_mailbox"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_reverse_mcp_loc_conf_t, force_mailbox),
       NULL },
 
     { ngx_string("reverse_mcp_query_token"),
@@ -156,11 +202,11 @@ static ngx_command_t  ngx_http_reverse_mcp_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_reverse_mcp_loc_conf_t, max_message),
-      NULL },
+      &ngx_http_reverse_mcp_size_post },
 
     { ngx_string("reverse_mcp_send_queue"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_size_slot,
+      ngx_http_reverse_mcp_send_queue,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_reverse_mcp_loc_conf_t, send_queue),
       NULL },
@@ -190,7 +236,7 @@ ngx_module_t  ngx_http_reverse_mcp_module = {
     ngx_http_reverse_mcp_commands,         /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_reverse_mcp_init_module,      /* init module */
     ngx_http_reverse_mcp_init_process,     /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -256,6 +302,8 @@ ngx_http_reverse_mcp_create_loc_conf(ngx_conf_t *cf)
     lcf->ping_timeout = NGX_CONF_UNSET_MSEC;
     lcf->max_message = NGX_CONF_UNSET_SIZE;
     lcf->send_queue = NGX_CONF_UNSET_SIZE;
+    lcf->session_timeout = NGX_CONF_UNSET_MSEC;
+    lcf->force_mailbox = NGX_CONF_UNSET;
 
     return lcf;
 }
@@ -284,17 +332,31 @@ ngx_http_reverse_mcp_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_size_value(conf->send_queue, prev->send_queue,
                               2 * conf->max_message + 65536);
 
-    if (conf->max_message < 1024) {
+    ngx_conf_merge_str_value(conf->tool_separator, prev->tool_separator,
+                             "__");
+    ngx_conf_merge_msec_value(conf->session_timeout, prev->session_timeout,
+                              3600000);
+    ngx_conf_merge_value(conf->force_mailbox, prev->force_mailbox, 0);
+
+    if (conf->tool_separator.len == 0 || conf->tool_separator.len > 8) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"reverse_mcp_max_message\" must be at least 1k");
+                           "\"reverse_mcp_tool_separator\" must be 1-8 "
+                           "characters");
         return NGX_CONF_ERROR;
     }
 
+    if (conf->send_queue_file == NULL) {
+        conf->send_queue_file = prev->send_queue_file;
+        conf->send_queue_line = prev->send_queue_line;
+    }
+
     if (conf->send_queue < conf->max_message) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"reverse_mcp_send_queue\" (%uz) must not be "
-                           "smaller than \"reverse_mcp_max_message\" (%uz)",
-                           conf->send_queue, conf->max_message);
+        /* merged after the block: name the send_queue line */
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"reverse_mcp_send_queue\" (%uz) must not be "
+                      "smaller than \"reverse_mcp_max_message\" (%uz) in "
+                      "%s:%ui", conf->send_queue, conf->max_message,
+                      conf->send_queue_file, conf->send_queue_line);
         return NGX_CONF_ERROR;
     }
 
@@ -315,19 +377,88 @@ ngx_http_reverse_mcp_msec_min(ngx_conf_t *cf, void *post, void *data)
 }
 
 
+static char *
+ngx_http_reverse_mcp_size_min(ngx_conf_t *cf, void *post, void *data)
+{
+    size_t  *sp = data;
+
+    if (*sp < 1024) {
+        return "must be at least 1k";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_reverse_mcp_send_queue(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_reverse_mcp_loc_conf_t  *lcf = conf;
+
+    char  *rv;
+
+    rv = ngx_conf_set_size_slot(cf, cmd, conf);
+
+    if (rv == NGX_CONF_OK) {
+        lcf->send_queue_file = cf->conf_file->file.name.data;
+        lcf->send_queue_line = cf->conf_file->line;
+    }
+
+    return rv;
+}
+
+
+static ngx_int_t
+ngx_http_reverse_mcp_rewrite_handler(ngx_http_request_t *r)
+{
+    ngx_http_reverse_mcp_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_reverse_mcp_module);
+
+    if (lcf->connector
+        && ngx_http_reverse_mcp_connector_redact(r) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_DECLINED;
+}
+
+
 static ngx_int_t
 ngx_http_reverse_mcp_postconfiguration(ngx_conf_t *cf)
 {
     ngx_str_t                          name;
     ngx_uint_t                         i;
+    ngx_http_handler_pt               *h;
+    ngx_http_core_main_conf_t         *cmcf;
     ngx_http_reverse_mcp_conf_ref_t   *ref;
     ngx_http_reverse_mcp_main_conf_t  *mcf;
 
     mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_reverse_mcp_module);
 
+    if (mcf->runtime_dir.len == 0) {
+        ngx_str_set(&mcf->runtime_dir, "reverse_mcp");
+    }
+
+    if (ngx_conf_full_name(cf->cycle, &mcf->runtime_dir, 0) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (ngx_http_reverse_mcp_refs == NULL) {
         return NGX_OK;
     }
+
+    /* redact ?token= before access checks of connector locations log */
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_reverse_mcp_rewrite_handler;
 
     ref = ngx_http_reverse_mcp_refs->elts;
 
@@ -935,6 +1066,100 @@ ngx_http_reverse_mcp_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+static char *
+ngx_http_reverse_mcp_endpoint(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_reverse_mcp_loc_conf_t  *lcf = conf;
+
+    ngx_str_t                         *value;
+    ngx_http_core_loc_conf_t          *clcf;
+    ngx_http_compile_complex_value_t   ccv;
+
+    if (lcf->endpoint) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    lcf->endpoint = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    if (lcf->endpoint == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = &value[1];
+    ccv.complex_value = lcf->endpoint;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (lcf->endpoint->lengths == NULL
+        && !ngx_http_reverse_mcp_name_valid(&value[1]))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid agent name \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_reverse_mcp_add_ref(cf, &cmd->name, lcf->endpoint)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_reverse_mcp_endpoint_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* the master (still root) prepares the mailbox directory for workers */
+static ngx_int_t
+ngx_http_reverse_mcp_init_module(ngx_cycle_t *cycle)
+{
+    ngx_file_info_t                    fi;
+    ngx_core_conf_t                   *ccf;
+    ngx_http_reverse_mcp_main_conf_t  *mcf;
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                              ngx_http_reverse_mcp_module);
+
+    if (ngx_test_config || mcf == NULL || mcf->shm_zone == NULL) {
+        return NGX_OK;
+    }
+
+    if (ngx_create_dir(mcf->runtime_dir.data, 0700) == NGX_FILE_ERROR
+        && ngx_errno != NGX_EEXIST)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
+                      ngx_create_dir_n " \"%V\" failed (reverse_mcp_runtime_dir)",
+                      &mcf->runtime_dir);
+        return NGX_ERROR;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    if (geteuid() == 0 && ccf->user != (ngx_uid_t) NGX_CONF_UNSET_UINT) {
+        if (ngx_file_info(mcf->runtime_dir.data, &fi) != NGX_FILE_ERROR
+            && fi.st_uid != ccf->user
+            && chown((const char *) mcf->runtime_dir.data, ccf->user, -1)
+               == -1)
+        {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
+                          "chown(\"%V\", %d) failed (reverse_mcp_runtime_dir)",
+                          &mcf->runtime_dir, ccf->user);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_reverse_mcp_init_process(ngx_cycle_t *cycle)
 {
@@ -954,6 +1179,9 @@ ngx_http_reverse_mcp_init_process(ngx_cycle_t *cycle)
     }
 
     ngx_http_reverse_mcp_registry_worker_start(mcf->shm_zone, cycle->log);
+
+    /* a failure is logged; the worker still serves what is local */
+    (void) ngx_http_reverse_mcp_mailbox_init(cycle);
 
     ngx_http_reverse_mcp_heartbeat_ev.handler =
                                         ngx_http_reverse_mcp_heartbeat_handler;
@@ -1007,6 +1235,7 @@ ngx_http_reverse_mcp_exit_process(ngx_cycle_t *cycle)
     }
 
     ngx_http_reverse_mcp_connector_exit(cycle);
+    ngx_http_reverse_mcp_mailbox_exit(cycle);
 
     /* anything left of ours (should be nothing) goes too */
     n = ngx_http_reverse_mcp_registry_purge_pid(mcf->shm_zone, ngx_pid,

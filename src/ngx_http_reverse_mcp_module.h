@@ -25,6 +25,7 @@
 
 
 typedef struct ngx_http_reverse_mcp_conn_s  ngx_http_reverse_mcp_conn_t;
+typedef struct ngx_http_reverse_mcp_call_s  ngx_http_reverse_mcp_call_t;
 
 
 /* one "server" line inside a reverse_mcp_agent block */
@@ -47,7 +48,7 @@ typedef struct {
 typedef struct {
     ngx_shm_zone_t            *shm_zone;
     ngx_array_t                agents;    /* agent_conf_t */
-    ngx_msec_t                 sweep_interval;
+    ngx_str_t                  runtime_dir; /* worker mailboxes */
 } ngx_http_reverse_mcp_main_conf_t;
 
 
@@ -63,6 +64,14 @@ typedef struct {
     ngx_msec_t                 ping_timeout;
     size_t                     max_message;
     size_t                     send_queue;
+    u_char                    *send_queue_file;   /* for nginx -t */
+    ngx_uint_t                 send_queue_line;
+
+    /* the agent-facing MCP endpoint (ngx_http_reverse_mcp_endpoint.c) */
+    ngx_http_complex_value_t  *endpoint;  /* agent name; NULL: off */
+    ngx_str_t                  tool_separator;
+    ngx_msec_t                 session_timeout;
+    ngx_flag_t                 force_mailbox;
 } ngx_http_reverse_mcp_loc_conf_t;
 
 
@@ -78,8 +87,25 @@ ngx_int_t ngx_http_reverse_mcp_name_valid(ngx_str_t *name);
 
 /* ngx_http_reverse_mcp_connector.c */
 ngx_int_t ngx_http_reverse_mcp_connector_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_reverse_mcp_connector_redact(ngx_http_request_t *r);
 void ngx_http_reverse_mcp_connector_heartbeat(ngx_cycle_t *cycle);
 void ngx_http_reverse_mcp_connector_exit(ngx_cycle_t *cycle);
+/*
+ * Send a call on the local socket with this connection id: NGX_OK (done()
+ * runs later), NGX_DECLINED (no such ready socket here), NGX_BUSY (its
+ * send queue is full), NGX_ERROR.
+ */
+ngx_int_t ngx_http_reverse_mcp_connector_call(uint64_t conn_id,
+    ngx_http_reverse_mcp_call_t *call);
+void ngx_http_reverse_mcp_connector_cancel(ngx_http_reverse_mcp_call_t *call,
+    const char *reason);
+
+/* ngx_http_reverse_mcp_endpoint.c */
+ngx_int_t ngx_http_reverse_mcp_endpoint_handler(ngx_http_request_t *r);
+
+/* ngx_http_reverse_mcp_mailbox.c */
+ngx_int_t ngx_http_reverse_mcp_mailbox_init(ngx_cycle_t *cycle);
+void ngx_http_reverse_mcp_mailbox_exit(ngx_cycle_t *cycle);
 
 /* ngx_http_reverse_mcp_status.c */
 ngx_int_t ngx_http_reverse_mcp_status_handler(ngx_http_request_t *r);

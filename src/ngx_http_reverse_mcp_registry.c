@@ -66,6 +66,7 @@ typedef struct {
     ngx_rbtree_node_t          sentinel;
     uint64_t                   next_conn_id;
     ngx_uint_t                 generation;     /* bumped on reload */
+    void                      *sessions;       /* the endpoint's root */
     ngx_http_reverse_mcp_stats_t       stats;
     ngx_http_reverse_mcp_shm_worker_t  workers[NGX_MAX_PROCESSES];
 } ngx_http_reverse_mcp_shm_t;
@@ -1244,4 +1245,26 @@ ngx_http_reverse_mcp_registry_generation(ngx_shm_zone_t *zone,
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
     return gen;
+}
+
+
+ngx_slab_pool_t *
+ngx_http_reverse_mcp_registry_shpool(ngx_shm_zone_t *zone)
+{
+    ngx_http_reverse_mcp_zone_ctx_t  *ctx;
+
+    ctx = zone->data;
+
+    return ctx->shpool;
+}
+
+
+void **
+ngx_http_reverse_mcp_registry_sessions_root(ngx_shm_zone_t *zone)
+{
+    ngx_http_reverse_mcp_zone_ctx_t  *ctx;
+
+    ctx = zone->data;
+
+    return &ctx->sh->sessions;
 }

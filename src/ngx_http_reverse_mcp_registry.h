@@ -133,6 +133,14 @@ ngx_int_t ngx_http_reverse_mcp_registry_resolve(ngx_shm_zone_t *zone,
 ngx_uint_t ngx_http_reverse_mcp_registry_generation(ngx_shm_zone_t *zone,
     ngx_str_t *agent);
 
+/*
+ * For other users of the same zone (the endpoint's sessions): the slab
+ * pool (lock its mutex around any use) and a root pointer they own,
+ * NULL until they set it, kept across reloads with the zone.
+ */
+ngx_slab_pool_t *ngx_http_reverse_mcp_registry_shpool(ngx_shm_zone_t *zone);
+void **ngx_http_reverse_mcp_registry_sessions_root(ngx_shm_zone_t *zone);
+
 /* the registry as JSON (status page); agent filter may be empty */
 ngx_int_t ngx_http_reverse_mcp_registry_render(ngx_shm_zone_t *zone,
     ngx_pool_t *pool, ngx_array_t *agents, ngx_str_t *filter,

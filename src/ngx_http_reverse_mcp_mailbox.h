@@ -1,0 +1,49 @@
+/*
+ * Per-worker mailboxes: how a call crosses from the worker that holds the
+ * HTTP request to the worker that owns the reverse server's socket.
+ *
+ * Each worker listens on <runtime_dir>/mcp.<pid>.sock (created in
+ * init_process, not in cycle->listening, so an old worker stays reachable
+ * while it drains after a reload).  One unix stream connection per call;
+ * frames are an 8-byte header (32-bit big-endian body length, type, 3 zero
+ * bytes) and a body:
+ *   CALL    caller -> owner   header JSON, "\n", params JSON
+ *   NOTIFY  owner -> caller   a JSON-RPC notification for the call
+ *   RESULT  owner -> caller   the result value, then the owner closes
+ *   ERROR   owner -> caller   the error object, then the owner closes
+ * The caller closing the connection cancels the call; the owner closing
+ * it before RESULT/ERROR (it died) fails the call.
+ */
+
+#ifndef _NGX_HTTP_REVERSE_MCP_MAILBOX_H_INCLUDED_
+#define _NGX_HTTP_REVERSE_MCP_MAILBOX_H_INCLUDED_
+
+
+#include "ngx_http_reverse_mcp_module.h"
+#include "ngx_http_reverse_mcp_call.h"
+
+
+#define NGX_HTTP_REVERSE_MCP_MB_CALL     1
+#define NGX_HTTP_REVERSE_MCP_MB_NOTIFY   2
+#define NGX_HTTP_REVERSE_MCP_MB_RESULT   3
+#define NGX_HTTP_REVERSE_MCP_MB_ERROR    4
+
+#define NGX_HTTP_REVERSE_MCP_MB_HEADER   8
+#define NGX_HTTP_REVERSE_MCP_MB_MAX      (64 * 1024 * 1024)
+
+
+/*
+ * Send a call to its owner's mailbox.  NGX_OK: done() runs later;
+ * NGX_DECLINED: the owner is gone (its entries are purged); NGX_BUSY: its
+ * mailbox refused for now; NGX_ERROR.
+ */
+ngx_int_t ngx_http_reverse_mcp_mailbox_call(ngx_http_reverse_mcp_call_t *call,
+    void **handle);
+void ngx_http_reverse_mcp_mailbox_cancel(void *handle);
+
+/* call.c: the end of a remote call */
+void ngx_http_reverse_mcp_call_remote_done(ngx_http_reverse_mcp_call_t *call,
+    ngx_uint_t is_error, ngx_str_t *json);
+
+
+#endif /* _NGX_HTTP_REVERSE_MCP_MAILBOX_H_INCLUDED_ */
