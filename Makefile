@@ -74,7 +74,7 @@ run: build certs
 	@mkdir -p $(RUNDIR)/logs $(RUNDIR)/temp
 	@ln -sfn $(BUILD) $(RUNDIR)/modules
 	@ln -sfn $(BUILD)/certs $(RUNDIR)/certs
-	@cp conf-examples/*.conf $(RUNDIR)/
+	@cp conf-examples/*.conf conf-examples/*.token $(RUNDIR)/
 	$(NGINX) -p $(RUNDIR) -c quickstart.conf -t
 	@echo "gateway: connector ws://127.0.0.1:9090/ws, status http://127.0.0.1:8080/status"
 	@echo "demo reverse server: log in $(RUNDIR)/logs/demo.log"

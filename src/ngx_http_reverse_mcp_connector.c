@@ -2675,22 +2675,14 @@ static void
 ngx_http_reverse_mcp_gateway_error(ngx_http_reverse_mcp_pending_t *pd,
     ngx_int_t code, const char *message)
 {
-    u_char     buf[512], *p;
+    u_char     buf[NGX_HTTP_REVERSE_MCP_ERROR_TEXT];
     ngx_str_t  msg, json;
 
     msg.data = (u_char *) message;
     msg.len = ngx_strlen(message);
 
-    if (ngx_http_reverse_mcp_json_escaped_len(&msg) > sizeof(buf) - 64) {
-        msg.len = sizeof(buf) - 64 - 2;
-    }
-
-    p = ngx_sprintf(buf, "{\"code\":%i,\"message\":", code);
-    p = ngx_http_reverse_mcp_json_escape(p, &msg);
-    *p++ = '}';
-
     json.data = buf;
-    json.len = p - buf;
+    json.len = ngx_http_reverse_mcp_call_error_text(buf, code, &msg) - buf;
 
     ngx_http_reverse_mcp_pending_finish(pd, 1, &json);
 }
