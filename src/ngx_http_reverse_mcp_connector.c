@@ -1038,10 +1038,14 @@ ngx_http_reverse_mcp_finalize_handler(ngx_event_t *ev)
     r = ctx->request;
     c = r->connection;
 
+    /*
+     * The close handshake is over (or impossible): close the TCP
+     * connection now, without nginx's lingering close, as RFC 6455 7.1.1
+     * asks of a server.
+     */
     r->keepalive = 0;
-    r->lingering_close = 0;
 
-    ngx_http_finalize_request(r, NGX_DONE);
+    ngx_http_finalize_request(r, NGX_HTTP_CLOSE);
     ngx_http_run_posted_requests(c);
 }
 
@@ -1205,6 +1209,11 @@ ngx_http_reverse_mcp_ping_handler(ngx_event_t *ev)
 
     ctx->awaiting_pong = 1;
     ngx_add_timer(&ctx->ping_ev, ctx->lcf->ping_timeout);
+
+    if (ngx_http_reverse_mcp_flush(ctx) == NGX_ERROR) {
+        ngx_http_reverse_mcp_abort(ctx);
+        ngx_http_run_posted_requests(c);
+    }
 }
 
 
@@ -1280,6 +1289,13 @@ ngx_http_reverse_mcp_feed(ngx_http_reverse_mcp_conn_t *ctx, u_char *buf,
         if (rc == NGX_HTTP_REVERSE_MCP_WS_FAIL) {
             ngx_http_reverse_mcp_close(ctx, ctx->parser.close_code,
                                        ctx->parser.error);
+
+            /*
+             * "Fail the WebSocket Connection" (RFC 6455 7.1.7): nothing
+             * more is read, TCP closes once the close frame is out
+             */
+            ctx->close_received = 1;
+            ngx_http_reverse_mcp_maybe_done(ctx);
             return;
         }
 
@@ -2241,8 +2257,8 @@ ngx_http_reverse_mcp_listed(ngx_http_reverse_mcp_conn_t *ctx,
             ctx->tools_rejected++;
             ngx_log_error(NGX_LOG_WARN, ctx->connection->log, 0,
                           "reverse_mcp: server \"%V\" tool #%uz rejected: %s",
-                          &ctx->server, i + ctx->tools->nelts
-                                         + ctx->tools_rejected - 1, err);
+                          &ctx->server,
+                          ctx->tools->nelts + ctx->tools_rejected - 1, err);
             continue;
         }
 

@@ -495,18 +495,22 @@ ngx_http_reverse_mcp_registry_put(ngx_shm_zone_t *zone,
     hash = ngx_crc32_short(e->server.data, e->server.len);
     srv->sn.node.key = hash;
 
-    if (old) {
-        if (old->conn_id == e->conn_id) {
-            /* a re-list by the same connection */
-            srv->relists = old->relists + 1;
-            (void) ngx_atomic_fetch_add(&ctx->sh->stats.relists, 1);
+    if (old && old->conn_id == e->conn_id) {
+        /* a re-list by the same connection */
+        srv->relists = old->relists + 1;
+        (void) ngx_atomic_fetch_add(&ctx->sh->stats.relists, 1);
 
-        } else {
+    } else {
+        if (old) {
             /* a newer connection replaces the old one */
             ngx_http_reverse_mcp_kick(ctx, old);
             (void) ngx_atomic_fetch_add(&ctx->sh->stats.replaced, 1);
         }
 
+        (void) ngx_atomic_fetch_add(&ctx->sh->stats.registrations, 1);
+    }
+
+    if (old) {
         ngx_http_reverse_mcp_server_unlink(ctx, agent, old);
     }
 
@@ -514,8 +518,6 @@ ngx_http_reverse_mcp_registry_put(ngx_shm_zone_t *zone,
     agent->nservers++;
     agent->ntools += ntools;
     agent->generation++;
-
-    (void) ngx_atomic_fetch_add(&ctx->sh->stats.registrations, 1);
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 

@@ -387,6 +387,17 @@ sub connect {
     $self->{ok} = 0;
     return $self unless $self->{sock};
 
+    # pre_request: a keep-alive HTTP request sent (and its response read,
+    # into {pre_response}) on the same connection before the upgrade,
+    # e.g. to learn which nginx worker holds the connection
+    if (defined $o{pre_request}) {
+        my $deadline = $self->_deadline;
+        $self->_write_all($o{pre_request}, $deadline);
+        my $pre = $self->_read_http_head($deadline) or return $self;
+        $self->_read_http_body($pre, 'GET', $deadline);
+        $self->{pre_response} = $pre;
+    }
+
     my $key = $o{key}
         // encode_base64(join('', map { chr int rand 256 } 1 .. 16), '');
     $self->{key} = $key;
@@ -668,6 +679,8 @@ headers (arrayref of pairs or hashref), protocols (string or arrayref),
 ssl, ssl_ca (CA file, enables verification), ssl_verify (force on/off),
 ssl_hostname, timeout (5), key, version (13), method ('GET'), host_header,
 extra_raw (bytes written right after the handshake in the same write),
+pre_request (raw bytes of a keep-alive HTTP request sent first on the same
+connection; its response is kept in {pre_response}),
 no_key, no_upgrade, no_connection, no_version (omit those headers),
 auto_pong (1).
 
