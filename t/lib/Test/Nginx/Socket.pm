@@ -44,7 +44,7 @@ our @EXPORT = qw(
 
     http_get http_request status_json error_log_since_start
     nginx_master_pid nginx_worker_pids nginx_reload wait_until
-    free_port cert_dir
+    free_port cert_dir expect_worker_kill
 
     note explain subtest done_testing BAIL_OUT
 
@@ -71,6 +71,7 @@ my %Cur;
 
 # error log lines that fail any block: crashed workers, and connections
 # still open when a worker exits during a graceful shutdown (leaks)
+my %ExpectedKills;              # pids a block kills on purpose
 my $FatalLog = qr/exited on signal|open socket #\d+ left in connection
                   |\[alert\]\ \d+\#\d+:\ aborting/x;
 
@@ -286,6 +287,12 @@ sub _run_cmd () {
 
 # Self-signed CA + server certificate for CN=localhost (SAN IP:127.0.0.1,
 # DNS:localhost), generated once into $CertDir; returns the directory.
+# A block that SIGKILLs a worker on purpose: the master's "PID exited on
+# signal 9" line for that pid does not fail the block (any other does).
+sub expect_worker_kill ($) {
+    $ExpectedKills{$_[0]} = 1;
+}
+
 sub cert_dir () {
     return $CertDir if 3 == grep { -s "$CertDir/$_" }
                                  qw(ca.crt server.crt server.key);
@@ -765,7 +772,13 @@ sub _run_block () {
 
     my @problems = _stop_nginx();
     my $log = _slurp("$ServRoot/logs/error.log", $Cur{log_offset});
-    push @problems, "error log: $1" while $log =~ /^(.*$FatalLog.*)$/mg;
+    while ($log =~ /^(.*$FatalLog.*)$/mg) {
+        my $line = $1;
+        next if $line =~ / (\d+) exited on signal 9\b/
+                && $ExpectedKills{$1};
+        push @problems, "error log: $line";
+    }
+    %ExpectedKills = ();
     if (@problems) {
         fail("$name - nginx ran and exited cleanly");
         diag(join "\n", @problems);
@@ -975,7 +988,9 @@ status_json($path = '/status', %opt) dies unless 200 + JSON.
 error_log_since_start() (nginx -t output for must_die blocks),
 nginx_master_pid(), nginx_worker_pids(all => 0) (active workers),
 nginx_reload(timeout => 5) (HUP; true once a full new set of workers runs),
-wait_until($code, $timeout = 5, $interval = 0.1), free_port(), cert_dir().
+wait_until($code, $timeout = 5, $interval = 0.1), free_port(), cert_dir(),
+expect_worker_kill($pid) (a block that SIGKILLs that worker on purpose: its
+"exited on signal 9" log line does not fail the block).
 
 Variables: $ServerAddr $ServerPort $ServerPort2 $ServerPort3 $ServRoot
 $HtmlDir $RepoRoot $CertDir $NginxBinary; in configs, requests and
