@@ -110,12 +110,28 @@ ngx_http_reverse_mcp_json_parse(const u_char *data, size_t len, char *err,
     }
 
     if (v == NULL && errlen) {
-        /* yajl's messages span lines: keep log lines single */
+        /* yajl's messages span lines and pad with blanks: one line */
+        u_char  *dst;
+
+        dst = (u_char *) err;
+
         for (copy = (u_char *) err; *copy; copy++) {
-            if (*copy == '\n' || *copy == '\r') {
+            if (*copy == '\n' || *copy == '\r' || *copy == '\t') {
                 *copy = ' ';
             }
+
+            if (*copy == ' ' && (dst == (u_char *) err || dst[-1] == ' ')) {
+                continue;
+            }
+
+            *dst++ = *copy;
         }
+
+        while (dst > (u_char *) err && dst[-1] == ' ') {
+            dst--;
+        }
+
+        *dst = '\0';
     }
 
     return v;
