@@ -1188,6 +1188,11 @@ ngx_http_reverse_mcp_ping_handler(ngx_event_t *ev)
 
     c = ctx->connection;
 
+    if (ctx->state == NGX_HTTP_REVERSE_MCP_ST_CLOSING) {
+        /* nothing but the close frame goes out after it */
+        return;
+    }
+
     if (ctx->awaiting_pong) {
         ngx_log_error(NGX_LOG_WARN, c->log, 0,
                       "reverse_mcp: server \"%V\" of agent \"%V\" sent no "
@@ -1345,7 +1350,9 @@ ngx_http_reverse_mcp_on_control(void *data, int opcode,
         return 0;
 
     case NGX_HTTP_REVERSE_MCP_WS_OP_PONG:
-        if (ctx->awaiting_pong) {
+        if (ctx->awaiting_pong
+            && ctx->state != NGX_HTTP_REVERSE_MCP_ST_CLOSING)
+        {
             ctx->awaiting_pong = 0;
 
             if (ctx->ping_ev.timer_set) {

@@ -148,6 +148,27 @@ static ngx_command_t  ngx_http_reverse_mcp_commands[] = {
       offsetof(ngx_http_reverse_mcp_loc_conf_t, force_mailbox),
       NULL },
 
+    { ngx_string("reverse_mcp_allowed_origins"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_array_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_reverse_mcp_loc_conf_t, allowed_origins),
+      NULL },
+
+    { ngx_string("reverse_mcp_page_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_reverse_mcp_loc_conf_t, page_size),
+      NULL },
+
+    { ngx_string("reverse_mcp_max_sessions"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_reverse_mcp_loc_conf_t, max_sessions),
+      NULL },
+
     { ngx_string("reverse_mcp_query_token"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -304,6 +325,9 @@ ngx_http_reverse_mcp_create_loc_conf(ngx_conf_t *cf)
     lcf->send_queue = NGX_CONF_UNSET_SIZE;
     lcf->session_timeout = NGX_CONF_UNSET_MSEC;
     lcf->force_mailbox = NGX_CONF_UNSET;
+    lcf->allowed_origins = NGX_CONF_UNSET_PTR;
+    lcf->page_size = NGX_CONF_UNSET;
+    lcf->max_sessions = NGX_CONF_UNSET;
 
     return lcf;
 }
@@ -314,6 +338,10 @@ ngx_http_reverse_mcp_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 {
     ngx_http_reverse_mcp_loc_conf_t  *prev = parent;
     ngx_http_reverse_mcp_loc_conf_t  *conf = child;
+
+    u_char                           *p;
+    ngx_str_t                        *origin;
+    ngx_uint_t                        i;
 
     ngx_conf_merge_value(conf->status, prev->status, 0);
     ngx_conf_merge_value(conf->query_token, prev->query_token, 1);
@@ -337,6 +365,49 @@ ngx_http_reverse_mcp_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->session_timeout, prev->session_timeout,
                               3600000);
     ngx_conf_merge_value(conf->force_mailbox, prev->force_mailbox, 0);
+    ngx_conf_merge_ptr_value(conf->allowed_origins, prev->allowed_origins,
+                             NULL);
+    ngx_conf_merge_value(conf->page_size, prev->page_size, 1000);
+    ngx_conf_merge_value(conf->max_sessions, prev->max_sessions, 10000);
+
+    if (conf->page_size < 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"reverse_mcp_page_size\" must be at least 1");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->max_sessions < 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"reverse_mcp_max_sessions\" must be at least 1");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->allowed_origins && conf->allowed_origins != prev->allowed_origins)
+    {
+        origin = conf->allowed_origins->elts;
+
+        for (i = 0; i < conf->allowed_origins->nelts; i++) {
+            if (origin[i].len == 1 && origin[i].data[0] == '*') {
+                continue;
+            }
+
+            p = ngx_strlchr(origin[i].data, origin[i].data + origin[i].len,
+                            ':');
+
+            if (p == NULL
+                || origin[i].data + origin[i].len - p < 4
+                || ngx_strncmp(p, "://", 3) != 0
+                || ngx_strlchr(p + 3, origin[i].data + origin[i].len, '/'))
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"reverse_mcp_allowed_origins\" "
+                                   "value \"%V\": an origin is "
+                                   "scheme://host[:port] (no path), or \"*\"",
+                                   &origin[i]);
+                return NGX_CONF_ERROR;
+            }
+        }
+    }
 
     if (conf->tool_separator.len == 0 || conf->tool_separator.len > 8) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

@@ -72,6 +72,9 @@ typedef struct {
     ngx_str_t                  tool_separator;
     ngx_msec_t                 session_timeout;
     ngx_flag_t                 force_mailbox;
+    ngx_array_t               *allowed_origins; /* ngx_str_t; NULL: none */
+    ngx_int_t                  page_size;       /* tools/list page */
+    ngx_int_t                  max_sessions;    /* per agent */
 } ngx_http_reverse_mcp_loc_conf_t;
 
 
