@@ -1,13 +1,2652 @@
 /*
- * The agent-facing MCP endpoint (Streamable HTTP).  Work in progress: the
- * handler is being written; until then the location answers 501.
+ * The agent-facing MCP endpoint ("reverse_mcp_endpoint agent;"): an MCP
+ * server over Streamable HTTP (revisions 2025-03-26, 2025-06-18 and
+ * 2025-11-25, with sessions) whose tools are those of the reverse servers
+ * connected to the agent.
+ *
+ * URIs: the location's own URI serves every server of the agent, with
+ * tools named "<server><sep><tool>"; "<location>/<server>" serves that
+ * one server with its tools' own names.  In "location /mcp { ... }" that
+ * is /mcp and /mcp/<server>; exact and regex locations serve the
+ * aggregate only.
+ *
+ * Methods: POST carries one JSON-RPC message (no batches); DELETE ends a
+ * session; GET answers 405 (no server-initiated stream yet, so
+ * tools/list_changed is not pushed: clients list again).  Sessions live in
+ * the shared zone (ngx_http_reverse_mcp_session.c), so any worker serves
+ * any session.  tools/call is forwarded with ngx_http_reverse_mcp_call_*
+ * to whichever worker owns the server's socket; the reply is JSON, or an
+ * SSE stream when the caller gave a progress token or its session called
+ * logging/setLevel (progress and log notifications of the call are
+ * streamed before the result; log messages below the level are dropped).
+ * A client that goes away, notifications/cancelled for the request (from
+ * any worker) and DELETE of the session cancel the call.
+ *
+ * Nothing of the caller's HTTP request but the tool call's params reaches
+ * the reverse server: not its Authorization header, not its cookies.
  */
 
 #include "ngx_http_reverse_mcp_module.h"
+#include "ngx_http_reverse_mcp_registry.h"
+#include "ngx_http_reverse_mcp_json.h"
+#include "ngx_http_reverse_mcp_call.h"
+#include "ngx_http_reverse_mcp_session.h"
+
+
+#define NGX_HTTP_REVERSE_MCP_EP_LATEST     "2025-11-25"
+#define NGX_HTTP_REVERSE_MCP_EP_SUPPORTED  \
+    "2025-03-26, 2025-06-18, 2025-11-25"
+
+#define NGX_HTTP_REVERSE_MCP_EP_POLL       100   /* ms, cancellation ring */
+#define NGX_HTTP_REVERSE_MCP_EP_CANCELS    64
+#define NGX_HTTP_REVERSE_MCP_EP_MSG_MAX    512
+#define NGX_HTTP_REVERSE_MCP_NOT_ACCEPTABLE 406
+
+/* JSON-RPC codes */
+#define NGX_HTTP_REVERSE_MCP_PARSE_ERROR       -32700
+#define NGX_HTTP_REVERSE_MCP_INVALID_REQUEST   -32600
+#define NGX_HTTP_REVERSE_MCP_METHOD_NOT_FOUND  -32601
+#define NGX_HTTP_REVERSE_MCP_INVALID_PARAMS    -32602
+#define NGX_HTTP_REVERSE_MCP_INTERNAL_ERROR    -32603
+/* as the MCP TypeScript SDK's server answers transport-level errors */
+#define NGX_HTTP_REVERSE_MCP_BAD_REQUEST       -32000
+#define NGX_HTTP_REVERSE_MCP_NO_SESSION        -32001
+
+
+typedef struct {
+    ngx_http_request_t                   *request;
+    ngx_http_reverse_mcp_loc_conf_t      *lcf;
+    ngx_shm_zone_t                       *zone;
+
+    ngx_str_t                             agent;
+    ngx_str_t                             server;   /* from the URI */
+    ngx_str_t                             session;  /* Mcp-Session-Id */
+    ngx_str_t                             id;       /* JSON text */
+    ngx_uint_t                            log_level; /* 0: none asked for,
+                                                        else 1 + level */
+
+    /* tools/call */
+    ngx_http_reverse_mcp_call_t           call;
+    ngx_str_t                             tool;     /* as the caller named it */
+    ngx_queue_t                           queue;    /* calls in flight */
+    ngx_event_t                           done_ev;
+    ngx_str_t                             result;
+    ngx_uint_t                            is_error;
+
+    unsigned                              accept_json:1;
+    unsigned                              accept_sse:1;
+    unsigned                              sse:1;
+    unsigned                              header_sent:1;
+    unsigned                              active:1;   /* call started, not
+                                                         ended */
+    unsigned                              in_queue:1;
+    unsigned                              cancelled:1;
+    unsigned                              failed:1;
+} ngx_http_reverse_mcp_ep_ctx_t;
+
+
+static ngx_int_t ngx_http_reverse_mcp_ep_server(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx);
+static ngx_table_elt_t *ngx_http_reverse_mcp_ep_header(ngx_http_request_t *r,
+    const char *name, size_t len);
+static ngx_int_t ngx_http_reverse_mcp_ep_origin_ok(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *origin);
+static ngx_int_t ngx_http_reverse_mcp_ep_host_trusted(ngx_http_request_t *r,
+    ngx_str_t *host);
+static void ngx_http_reverse_mcp_ep_split_host(ngx_str_t *hostport,
+    ngx_str_t *host, ngx_str_t *port);
+static void ngx_http_reverse_mcp_ep_accept(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx);
+static ngx_int_t ngx_http_reverse_mcp_ep_json_content(ngx_http_request_t *r);
+static ngx_int_t ngx_http_reverse_mcp_ep_delete(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx);
+static void ngx_http_reverse_mcp_ep_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_reverse_mcp_ep_read_body(ngx_http_request_t *r,
+    ngx_str_t *body);
+static ngx_int_t ngx_http_reverse_mcp_ep_process(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *body);
+static ngx_int_t ngx_http_reverse_mcp_ep_version_ok(ngx_str_t *v);
+static ngx_int_t ngx_http_reverse_mcp_ep_notification(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *method, yajl_val params);
+static ngx_int_t ngx_http_reverse_mcp_ep_initialize(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, yajl_val params);
+static ngx_int_t ngx_http_reverse_mcp_ep_set_level(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, yajl_val params);
+static ngx_int_t ngx_http_reverse_mcp_ep_tools_list(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, yajl_val params);
+static ngx_int_t ngx_http_reverse_mcp_ep_split_array(ngx_str_t *json,
+    ngx_array_t *elts);
+static ngx_int_t ngx_http_reverse_mcp_ep_cursor(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_uint_t generation,
+    ngx_uint_t offset, ngx_str_t *cursor, ngx_uint_t decode,
+    ngx_uint_t *out);
+static ngx_int_t ngx_http_reverse_mcp_ep_tools_call(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, yajl_val params);
+static ngx_int_t ngx_http_reverse_mcp_ep_route(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *name, ngx_str_t *server,
+    ngx_str_t *tool);
+static ngx_int_t ngx_http_reverse_mcp_ep_forward_params(ngx_pool_t *pool,
+    yajl_val params, ngx_str_t *tool, ngx_str_t *out);
+static void ngx_http_reverse_mcp_ep_notify(ngx_http_reverse_mcp_call_t *call,
+    ngx_str_t *json);
+static void ngx_http_reverse_mcp_ep_done(ngx_http_reverse_mcp_call_t *call,
+    ngx_uint_t is_error, ngx_str_t *json);
+static void ngx_http_reverse_mcp_ep_done_handler(ngx_event_t *ev);
+static void ngx_http_reverse_mcp_ep_cleanup(void *data);
+static void ngx_http_reverse_mcp_ep_json_free(void *data);
+static void ngx_http_reverse_mcp_ep_stop(ngx_http_reverse_mcp_ep_ctx_t *ctx,
+    ngx_uint_t cancel);
+static ngx_uint_t ngx_http_reverse_mcp_ep_cancel_local(ngx_str_t *session,
+    ngx_str_t *request_id);
+static void ngx_http_reverse_mcp_ep_poll_handler(ngx_event_t *ev);
+static void ngx_http_reverse_mcp_ep_writer(ngx_http_request_t *r);
+static ngx_int_t ngx_http_reverse_mcp_ep_reply(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_uint_t is_error,
+    ngx_str_t *value);
+static ngx_int_t ngx_http_reverse_mcp_ep_error(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_uint_t status, ngx_int_t code,
+    const char *fmt, ...);
+static ngx_int_t ngx_http_reverse_mcp_ep_send(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *body);
+static ngx_int_t ngx_http_reverse_mcp_ep_sse_open(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx);
+static ngx_int_t ngx_http_reverse_mcp_ep_pending(ngx_http_request_t *r);
+static ngx_int_t ngx_http_reverse_mcp_ep_sse_event(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *json, ngx_uint_t last);
+static ngx_int_t ngx_http_reverse_mcp_ep_add_header(ngx_http_request_t *r,
+    const char *key, ngx_str_t *value);
+static ngx_int_t ngx_http_reverse_mcp_ep_level(ngx_str_t *name);
+static ngx_int_t ngx_http_reverse_mcp_ep_str_eq(ngx_str_t *s, const char *c);
+static ngx_int_t ngx_http_reverse_mcp_ep_media_eq(ngx_str_t *s,
+    const char *c);
+
+
+static ngx_str_t  ngx_http_reverse_mcp_ep_versions[] = {
+    ngx_string("2025-11-25"),
+    ngx_string("2025-06-18"),
+    ngx_string("2025-03-26"),
+    ngx_null_string
+};
+
+
+/* MCP logging levels, least severe first (RFC 5424 order) */
+static ngx_str_t  ngx_http_reverse_mcp_ep_levels[] = {
+    ngx_string("debug"),
+    ngx_string("info"),
+    ngx_string("notice"),
+    ngx_string("warning"),
+    ngx_string("error"),
+    ngx_string("critical"),
+    ngx_string("alert"),
+    ngx_string("emergency"),
+    ngx_null_string
+};
+
+
+/* this worker's tools/call requests in flight, for cancellation */
+static ngx_queue_t        ngx_http_reverse_mcp_ep_calls;
+static ngx_uint_t         ngx_http_reverse_mcp_ep_calls_init;
+static ngx_event_t        ngx_http_reverse_mcp_ep_poll_ev;
+static ngx_atomic_uint_t  ngx_http_reverse_mcp_ep_cancel_seen;
+static ngx_shm_zone_t    *ngx_http_reverse_mcp_ep_zone;
 
 
 ngx_int_t
 ngx_http_reverse_mcp_endpoint_handler(ngx_http_request_t *r)
 {
-    return NGX_HTTP_NOT_IMPLEMENTED;
+    ngx_int_t                          rc;
+    ngx_str_t                          allow;
+    ngx_table_elt_t                   *h;
+    ngx_http_reverse_mcp_ep_ctx_t     *ctx;
+    ngx_http_reverse_mcp_loc_conf_t   *lcf;
+    ngx_http_reverse_mcp_main_conf_t  *mcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_reverse_mcp_module);
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_reverse_mcp_module);
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_reverse_mcp_ep_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->request = r;
+    ctx->lcf = lcf;
+    ctx->zone = mcf->shm_zone;
+    ngx_str_set(&ctx->id, "null");
+
+    ngx_http_set_ctx(r, ctx, ngx_http_reverse_mcp_module);
+
+    if (!(r->method
+          & (NGX_HTTP_POST|NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_DELETE)))
+    {
+        goto not_allowed;
+    }
+
+    if (ngx_http_complex_value(r, lcf->endpoint, &ctx->agent) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_reverse_mcp_find_agent(mcf, &ctx->agent) == NULL) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "reverse_mcp: endpoint of unknown agent \"%V\"",
+                      &ctx->agent);
+
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_NOT_FOUND,
+                                             NGX_HTTP_REVERSE_MCP_BAD_REQUEST,
+                                             "Unknown agent");
+    }
+
+    rc = ngx_http_reverse_mcp_ep_server(r, ctx);
+
+    if (rc != NGX_OK) {
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_NOT_FOUND,
+                                             NGX_HTTP_REVERSE_MCP_BAD_REQUEST,
+                                             "Unknown MCP server");
+    }
+
+    /* DNS rebinding: a browser's cross-site request carries Origin */
+
+    h = ngx_http_reverse_mcp_ep_header(r, "Origin", 6);
+
+    if (h && !ngx_http_reverse_mcp_ep_origin_ok(r, ctx, &h->value)) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "reverse_mcp: endpoint refused Origin \"%V\"",
+                      &h->value);
+
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_FORBIDDEN,
+                                             NGX_HTTP_REVERSE_MCP_BAD_REQUEST,
+                                             "Forbidden: Origin not allowed");
+    }
+
+    if (r->method == NGX_HTTP_DELETE) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_reverse_mcp_ep_delete(r, ctx);
+    }
+
+    if (r->method != NGX_HTTP_POST) {
+        goto not_allowed;
+    }
+
+    ngx_http_reverse_mcp_ep_accept(r, ctx);
+
+    if (!ctx->accept_json && !ctx->accept_sse) {
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_reverse_mcp_ep_error(r, ctx,
+                                 NGX_HTTP_REVERSE_MCP_NOT_ACCEPTABLE,
+                                 NGX_HTTP_REVERSE_MCP_BAD_REQUEST,
+                                 "Not Acceptable: Client must accept "
+                                 "application/json or text/event-stream");
+    }
+
+    if (!ngx_http_reverse_mcp_ep_json_content(r)) {
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_reverse_mcp_ep_error(r, ctx,
+                                 NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                 NGX_HTTP_REVERSE_MCP_BAD_REQUEST,
+                                 "Unsupported Media Type: Content-Type must "
+                                 "be application/json");
+    }
+
+    rc = ngx_http_read_client_request_body(r,
+                                         ngx_http_reverse_mcp_ep_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+
+not_allowed:
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_str_set(&allow, "POST, DELETE");
+
+    if (ngx_http_reverse_mcp_ep_add_header(r, "Allow", &allow) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_NOT_ALLOWED,
+                                         NGX_HTTP_REVERSE_MCP_BAD_REQUEST,
+                                         "Method Not Allowed");
+}
+
+
+/*
+ * The server part of the URI: what follows the location's prefix, one
+ * path segment, a server name of the agent.  Empty: every server.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_server(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx)
+{
+    ngx_str_t                           rest, *name;
+    ngx_http_core_loc_conf_t           *clcf;
+    ngx_http_reverse_mcp_agent_conf_t  *acf;
+    ngx_http_reverse_mcp_main_conf_t   *mcf;
+
+    ngx_str_null(&ctx->server);
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+    name = &clcf->name;
+
+    if (clcf->exact_match
+#if (NGX_PCRE)
+        || clcf->regex
+#endif
+        || clcf->named
+        || r->uri.len < name->len
+        || ngx_strncmp(r->uri.data, name->data, name->len) != 0)
+    {
+        return NGX_OK;
+    }
+
+    rest.data = r->uri.data + name->len;
+    rest.len = r->uri.len - name->len;
+
+    if (rest.len == 0) {
+        return NGX_OK;
+    }
+
+    if (name->len == 0 || name->data[name->len - 1] != '/') {
+        /* "location /mcp": /mcpx is not /mcp/x */
+        if (rest.data[0] != '/') {
+            goto invalid;
+        }
+
+        rest.data++;
+        rest.len--;
+    }
+
+    if (rest.len && rest.data[rest.len - 1] == '/') {
+        rest.len--;
+    }
+
+    if (rest.len == 0) {
+        return NGX_OK;
+    }
+
+    if (!ngx_http_reverse_mcp_name_valid(&rest)) {
+        goto invalid;
+    }
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_reverse_mcp_module);
+    acf = ngx_http_reverse_mcp_find_agent(mcf, &ctx->agent);
+
+    if (acf == NULL || ngx_http_reverse_mcp_find_server(acf, &rest) == NULL) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "reverse_mcp: endpoint for server \"%V\", which agent "
+                      "\"%V\" does not have", &rest, &ctx->agent);
+        return NGX_DECLINED;
+    }
+
+    ctx->server = rest;
+
+    return NGX_OK;
+
+invalid:
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "reverse_mcp: endpoint URI \"%V\" names no server of "
+                  "agent \"%V\"", &r->uri, &ctx->agent);
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_table_elt_t *
+ngx_http_reverse_mcp_ep_header(ngx_http_request_t *r, const char *name,
+    size_t len)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
+/*
+ * An Origin is allowed when it is listed in reverse_mcp_allowed_origins
+ * ("*": any), or when it is the request's own origin (the connection's
+ * scheme, the host and port of the Host header) on a host name this
+ * server{} is configured with (server_name, exact or wildcard) or a
+ * loopback name.  A page on a rebound DNS name has a matching Origin and
+ * Host too, but not a host name nginx was told about.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_origin_ok(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *origin)
+{
+    u_char      *p;
+    ngx_str_t   *allowed, rest, ohost, oport, hhost, hport, dport;
+    ngx_uint_t   i, https;
+
+    if (ctx->lcf->allowed_origins) {
+        allowed = ctx->lcf->allowed_origins->elts;
+
+        for (i = 0; i < ctx->lcf->allowed_origins->nelts; i++) {
+            if (allowed[i].len == 1 && allowed[i].data[0] == '*') {
+                return 1;
+            }
+
+            if (allowed[i].len == origin->len
+                && ngx_strncasecmp(allowed[i].data, origin->data,
+                                   origin->len) == 0)
+            {
+                return 1;
+            }
+        }
+    }
+
+#if (NGX_HTTP_SSL)
+    https = (r->connection->ssl != NULL);
+#else
+    https = 0;
+#endif
+
+    /* the same origin: the scheme of this connection too */
+
+    if (!https
+        && origin->len > 7
+        && ngx_strncasecmp(origin->data, (u_char *) "http://", 7) == 0)
+    {
+        rest.data = origin->data + 7;
+        rest.len = origin->len - 7;
+        ngx_str_set(&dport, "80");
+
+    } else if (https
+               && origin->len > 8
+               && ngx_strncasecmp(origin->data, (u_char *) "https://", 8)
+                  == 0)
+    {
+        rest.data = origin->data + 8;
+        rest.len = origin->len - 8;
+        ngx_str_set(&dport, "443");
+
+    } else {
+        return 0;   /* "null", other schemes */
+    }
+
+    p = ngx_strlchr(rest.data, rest.data + rest.len, '/');
+    if (p) {
+        return 0;
+    }
+
+    if (r->headers_in.host == NULL) {
+        return 0;
+    }
+
+    ngx_http_reverse_mcp_ep_split_host(&rest, &ohost, &oport);
+    ngx_http_reverse_mcp_ep_split_host(&r->headers_in.host->value, &hhost,
+                                       &hport);
+
+    if (oport.len == 0) {
+        oport = dport;
+    }
+
+    if (hport.len == 0) {
+        hport = dport;
+    }
+
+    if (ohost.len == 0
+        || ohost.len != hhost.len
+        || ngx_strncasecmp(ohost.data, hhost.data, ohost.len) != 0
+        || oport.len != hport.len
+        || ngx_strncmp(oport.data, hport.data, oport.len) != 0)
+    {
+        return 0;
+    }
+
+    return ngx_http_reverse_mcp_ep_host_trusted(r, &hhost);
+}
+
+
+static void
+ngx_http_reverse_mcp_ep_split_host(ngx_str_t *hostport, ngx_str_t *host,
+    ngx_str_t *port)
+{
+    u_char  *p, *end;
+
+    end = hostport->data + hostport->len;
+
+    *host = *hostport;
+    ngx_str_null(port);
+
+    if (hostport->len && hostport->data[0] == '[') {
+        p = ngx_strlchr(hostport->data, end, ']');
+        if (p == NULL) {
+            return;
+        }
+
+        host->len = p + 1 - hostport->data;
+        p++;
+
+    } else {
+        p = ngx_strlchr(hostport->data, end, ':');
+        if (p == NULL) {
+            return;
+        }
+
+        host->len = p - hostport->data;
+    }
+
+    if (p < end && *p == ':') {
+        port->data = p + 1;
+        port->len = end - p - 1;
+    }
+}
+
+
+/*
+ * A host name this server{} answers to by name: its first server_name,
+ * or a name (exact or wildcard) of the listening address's virtual names
+ * that leads to this very server{}; loopback names too.  (The
+ * server_names array itself lives in the configuration's temporary pool.)
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_host_trusted(ngx_http_request_t *r, ngx_str_t *host)
+{
+    u_char                     *low;
+    ngx_uint_t                  i, key;
+    ngx_http_connection_t      *hc;
+    ngx_http_core_srv_conf_t   *cscf, *found;
+    ngx_http_virtual_names_t   *vn;
+
+    static ngx_str_t  loopback[] = {
+        ngx_string("localhost"),
+        ngx_string("127.0.0.1"),
+        ngx_string("[::1]"),
+        ngx_null_string
+    };
+
+    for (i = 0; loopback[i].len; i++) {
+        if (host->len == loopback[i].len
+            && ngx_strncasecmp(host->data, loopback[i].data, host->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
+
+    if (cscf->server_name.len == host->len
+        && ngx_strncasecmp(cscf->server_name.data, host->data, host->len)
+           == 0)
+    {
+        return 1;
+    }
+
+    hc = r->http_connection;
+
+    if (hc == NULL || hc->addr_conf == NULL
+        || hc->addr_conf->virtual_names == NULL
+        || host->len == 0)
+    {
+        return 0;
+    }
+
+    vn = hc->addr_conf->virtual_names;
+
+    low = ngx_pnalloc(r->pool, host->len);
+    if (low == NULL) {
+        return 0;
+    }
+
+    key = ngx_hash_strlow(low, host->data, host->len);
+
+    found = ngx_hash_find_combined(&vn->names, key, low, host->len);
+
+    return found == cscf;
+}
+
+
+/* media ranges of Accept (all of its lines); none at all: anything */
+static void
+ngx_http_reverse_mcp_ep_accept(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx)
+{
+    u_char           *p, *end, *item, *semi, *last;
+    ngx_str_t         media;
+    ngx_uint_t        i, found;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    found = 0;
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != 6
+            || ngx_strncasecmp(h[i].key.data, (u_char *) "Accept", 6) != 0)
+        {
+            continue;
+        }
+
+        found = 1;
+        p = h[i].value.data;
+        end = p + h[i].value.len;
+
+        while (p < end) {
+            item = p;
+            p = ngx_strlchr(item, end, ',');
+            if (p == NULL) {
+                p = end;
+            }
+
+            last = p++;
+            semi = ngx_strlchr(item, last, ';');
+
+            /* "q=0" means "not acceptable" */
+            if (semi && ngx_strlcasestrn(semi, last, (u_char *) "q=0", 2)
+                && !ngx_strlcasestrn(semi, last, (u_char *) "q=0.", 3))
+            {
+                continue;
+            }
+
+            if (semi) {
+                last = semi;
+            }
+
+            while (item < last && (*item == ' ' || *item == '\t')) {
+                item++;
+            }
+
+            while (last > item && (last[-1] == ' ' || last[-1] == '\t')) {
+                last--;
+            }
+
+            media.data = item;
+            media.len = last - item;
+
+            if (ngx_http_reverse_mcp_ep_media_eq(&media, "*/*")) {
+                ctx->accept_json = 1;
+                ctx->accept_sse = 1;
+
+            } else if (ngx_http_reverse_mcp_ep_media_eq(&media,
+                                                        "application/json")
+                       || ngx_http_reverse_mcp_ep_media_eq(&media,
+                                                           "application/*"))
+            {
+                ctx->accept_json = 1;
+
+            } else if (ngx_http_reverse_mcp_ep_media_eq(&media,
+                                                        "text/event-stream")
+                       || ngx_http_reverse_mcp_ep_media_eq(&media, "text/*"))
+            {
+                ctx->accept_sse = 1;
+            }
+        }
+    }
+
+    if (!found) {
+        ctx->accept_json = 1;
+        ctx->accept_sse = 1;
+    }
+}
+
+
+static ngx_int_t
+ngx_http_reverse_mcp_ep_json_content(ngx_http_request_t *r)
+{
+    u_char     c;
+    ngx_str_t  *ct;
+
+    if (r->headers_in.content_type == NULL) {
+        return 0;
+    }
+
+    ct = &r->headers_in.content_type->value;
+
+    if (ct->len < 16
+        || ngx_strncasecmp(ct->data, (u_char *) "application/json", 16) != 0)
+    {
+        return 0;
+    }
+
+    if (ct->len == 16) {
+        return 1;
+    }
+
+    c = ct->data[16];
+
+    return c == ';' || c == ' ' || c == '\t';
+}
+
+
+/* JSON-RPC methods and the like: case matters */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_str_eq(ngx_str_t *s, const char *c)
+{
+    size_t  len;
+
+    len = ngx_strlen(c);
+
+    return s->len == len && ngx_strncmp(s->data, c, len) == 0;
+}
+
+
+/* media types: case does not matter */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_media_eq(ngx_str_t *s, const char *c)
+{
+    size_t  len;
+
+    len = ngx_strlen(c);
+
+    return s->len == len && ngx_strncasecmp(s->data, (u_char *) c, len) == 0;
+}
+
+
+static ngx_int_t
+ngx_http_reverse_mcp_ep_delete(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_http_reverse_mcp_ep_header(r, "Mcp-Session-Id", 14);
+
+    if (h == NULL) {
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                 NGX_HTTP_REVERSE_MCP_BAD_REQUEST,
+                                 "Bad Request: Mcp-Session-Id header is "
+                                 "required");
+    }
+
+    ctx->session = h->value;
+
+    if (ngx_http_reverse_mcp_session_delete(ctx->zone, &ctx->session,
+                                            &ctx->agent)
+        != NGX_OK)
+    {
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_NOT_FOUND,
+                                             NGX_HTTP_REVERSE_MCP_NO_SESSION,
+                                             "Session not found");
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "reverse_mcp: session %V deleted", &ctx->session);
+
+    /* its calls in flight end too, here and in the other workers */
+
+    if (ngx_http_reverse_mcp_ep_cancel_local(&ctx->session, NULL) == 0) {
+        ngx_http_reverse_mcp_session_cancel_post(ctx->zone, &ctx->session,
+                                                 NULL);
+    }
+
+    r->headers_out.status = NGX_HTTP_NO_CONTENT;
+    r->header_only = 1;
+    r->headers_out.content_length_n = 0;
+
+    return ngx_http_send_header(r);
+}
+
+
+static void
+ngx_http_reverse_mcp_ep_body_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                       rc;
+    ngx_str_t                       body;
+    ngx_http_reverse_mcp_ep_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_reverse_mcp_module);
+
+    if (ngx_http_reverse_mcp_ep_read_body(r, &body) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    rc = ngx_http_reverse_mcp_ep_process(r, ctx, &body);
+
+    if (rc == NGX_DONE) {
+        /* a call in flight: its done handler finalizes */
+        return;
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+/* the request body in one piece, from memory buffers or the temp file */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_read_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char       *p;
+    off_t         len;
+    size_t        size;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    ngx_str_null(body);
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    cl = r->request_body->bufs;
+
+    if (cl->next == NULL && !cl->buf->in_file) {
+        body->data = cl->buf->pos;
+        body->len = cl->buf->last - cl->buf->pos;
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+        len += b->in_file ? b->file_last - b->file_pos : b->last - b->pos;
+    }
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, (size_t) len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    body->data = p;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            size = (size_t) (b->file_last - b->file_pos);
+
+            n = ngx_read_file(b->file, p, size, b->file_pos);
+
+            if (n == NGX_ERROR) {
+                return NGX_ERROR;
+            }
+
+            if ((size_t) n != size) {
+                ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                              "reverse_mcp: read only %z of %uz bytes of "
+                              "the request body from \"%V\"", n, size,
+                              &b->file->name);
+                return NGX_ERROR;
+            }
+
+            p += n;
+
+        } else {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
+    }
+
+    body->len = p - body->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_reverse_mcp_ep_process(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *body)
+{
+    char                                 err[128];
+    yajl_val                             msg, id, params = NULL;
+    ngx_str_t                            method, version, empty;
+    ngx_table_elt_t                     *h;
+    ngx_pool_cleanup_t                  *cln;
+    ngx_http_reverse_mcp_session_info_t  info;
+
+    if (body->len == 0) {
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                             NGX_HTTP_REVERSE_MCP_PARSE_ERROR,
+                                             "Parse error: empty body");
+    }
+
+    msg = ngx_http_reverse_mcp_json_parse(body->data, body->len, err,
+                                          sizeof(err));
+    if (msg == NULL) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "reverse_mcp: endpoint request is not JSON: %s", err);
+
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                             NGX_HTTP_REVERSE_MCP_PARSE_ERROR,
+                                             "Parse error: %s", err);
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        yajl_tree_free(msg);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_reverse_mcp_ep_json_free;
+    cln->data = msg;
+
+    if (YAJL_IS_ARRAY(msg)) {
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                 NGX_HTTP_REVERSE_MCP_INVALID_REQUEST,
+                                 "Invalid Request: batches are not "
+                                 "supported, send one message per POST");
+    }
+
+    if (!YAJL_IS_OBJECT(msg)
+        || ngx_http_reverse_mcp_json_get_str(msg, "jsonrpc", &version)
+           != NGX_OK
+        || !ngx_http_reverse_mcp_ep_str_eq(&version, "2.0"))
+    {
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                 NGX_HTTP_REVERSE_MCP_INVALID_REQUEST,
+                                 "Invalid Request: not a JSON-RPC 2.0 "
+                                 "message");
+    }
+
+    id = ngx_http_reverse_mcp_json_get(msg, "id");
+
+    if (id) {
+        if (!YAJL_IS_STRING(id) && !YAJL_IS_NUMBER(id)) {
+            return ngx_http_reverse_mcp_ep_error(r, ctx,
+                                 NGX_HTTP_BAD_REQUEST,
+                                 NGX_HTTP_REVERSE_MCP_INVALID_REQUEST,
+                                 "Invalid Request: \"id\" must be a string "
+                                 "or a number");
+        }
+
+        if (ngx_http_reverse_mcp_json_dump(r->pool, id, &ctx->id) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (ngx_http_reverse_mcp_json_get_str(msg, "method", &method)
+        != NGX_OK)
+    {
+        if (ngx_http_reverse_mcp_json_get(msg, "method") == NULL
+            && id
+            && (ngx_http_reverse_mcp_json_get(msg, "result")
+                || ngx_http_reverse_mcp_json_get(msg, "error")))
+        {
+            /* a response: the gateway sends no requests, nothing waits */
+            ngx_str_null(&method);
+            goto session;
+        }
+
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                 NGX_HTTP_REVERSE_MCP_INVALID_REQUEST,
+                                 "Invalid Request: no \"method\"");
+    }
+
+    params = ngx_http_reverse_mcp_json_get(msg, "params");
+
+    if (params && !YAJL_IS_OBJECT(params)) {
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
+                                 NGX_HTTP_REVERSE_MCP_INVALID_PARAMS,
+                                 "Invalid params: \"params\" must be an "
+                                 "object");
+    }
+
+    if (id && ngx_http_reverse_mcp_ep_str_eq(&method, "initialize")) {
+        return ngx_http_reverse_mcp_ep_initialize(r, ctx, params);
+    }
+
+session:
+
+    /* every message after initialize: protocol version and session */
+
+    h = ngx_http_reverse_mcp_ep_header(r, "MCP-Protocol-Version", 20);
+
+    if (h && !ngx_http_reverse_mcp_ep_version_ok(&h->value)) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "reverse_mcp: endpoint request with unsupported "
+                      "MCP-Protocol-Version \"%V\"", &h->value);
+
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                 NGX_HTTP_REVERSE_MCP_BAD_REQUEST,
+                                 "Bad Request: Unsupported protocol version: "
+                                 "%V (supported versions: "
+                                 NGX_HTTP_REVERSE_MCP_EP_SUPPORTED ")",
+                                 &h->value);
+    }
+
+    h = ngx_http_reverse_mcp_ep_header(r, "Mcp-Session-Id", 14);
+
+    if (h == NULL) {
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                 NGX_HTTP_REVERSE_MCP_BAD_REQUEST,
+                                 "Bad Request: Mcp-Session-Id header is "
+                                 "required");
+    }
+
+    ctx->session = h->value;
+
+    if (ngx_http_reverse_mcp_session_touch(ctx->zone, &ctx->session,
+                                           &ctx->agent, &info)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "reverse_mcp: endpoint request for unknown or expired "
+                      "session \"%V\"", &ctx->session);
+
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_NOT_FOUND,
+                                             NGX_HTTP_REVERSE_MCP_NO_SESSION,
+                                             "Session not found");
+    }
+
+    ctx->log_level = info.log_level;
+
+    if (method.len == 0) {
+        return ngx_http_reverse_mcp_ep_send(r, NGX_HTTP_ACCEPTED, NULL);
+    }
+
+    if (id == NULL) {
+        return ngx_http_reverse_mcp_ep_notification(r, ctx, &method, params);
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "reverse_mcp: endpoint %V id %V session %V", &method,
+                   &ctx->id, &ctx->session);
+
+    if (ngx_http_reverse_mcp_ep_str_eq(&method, "tools/call")) {
+        return ngx_http_reverse_mcp_ep_tools_call(r, ctx, params);
+    }
+
+    if (ngx_http_reverse_mcp_ep_str_eq(&method, "tools/list")) {
+        return ngx_http_reverse_mcp_ep_tools_list(r, ctx, params);
+    }
+
+    if (ngx_http_reverse_mcp_ep_str_eq(&method, "ping")) {
+        ngx_str_set(&empty, "{}");
+        return ngx_http_reverse_mcp_ep_reply(r, ctx, 0, &empty);
+    }
+
+    if (ngx_http_reverse_mcp_ep_str_eq(&method, "logging/setLevel")) {
+        return ngx_http_reverse_mcp_ep_set_level(r, ctx, params);
+    }
+
+    if (ngx_http_reverse_mcp_ep_str_eq(&method, "initialize")) {
+        /* unreachable: handled above */
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "reverse_mcp: endpoint method \"%V\" not supported",
+                  &method);
+
+    return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
+                                         NGX_HTTP_REVERSE_MCP_METHOD_NOT_FOUND,
+                                         "Method not found: %V", &method);
+}
+
+
+static ngx_int_t
+ngx_http_reverse_mcp_ep_version_ok(ngx_str_t *v)
+{
+    ngx_str_t  *s;
+
+    for (s = ngx_http_reverse_mcp_ep_versions; s->len; s++) {
+        if (s->len == v->len && ngx_strncmp(s->data, v->data, v->len) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_http_reverse_mcp_ep_notification(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *method, yajl_val params)
+{
+    yajl_val   rid;
+    ngx_str_t  request_id;
+
+    if (ngx_http_reverse_mcp_ep_str_eq(method, "notifications/cancelled")) {
+
+        rid = ngx_http_reverse_mcp_json_get(params, "requestId");
+
+        if (rid && (YAJL_IS_STRING(rid) || YAJL_IS_NUMBER(rid))) {
+
+            if (ngx_http_reverse_mcp_json_dump(r->pool, rid, &request_id)
+                != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "reverse_mcp: cancel %V of session %V",
+                           &request_id, &ctx->session);
+
+            if (ngx_http_reverse_mcp_ep_cancel_local(&ctx->session,
+                                                     &request_id)
+                == 0)
+            {
+                /* another worker may hold it */
+                ngx_http_reverse_mcp_session_cancel_post(ctx->zone,
+                                                         &ctx->session,
+                                                         &request_id);
+            }
+        }
+    }
+
+    /* notifications/initialized, .../roots/list_changed, ...: noted */
+
+    return ngx_http_reverse_mcp_ep_send(r, NGX_HTTP_ACCEPTED, NULL);
+}
+
+
+static ngx_int_t
+ngx_http_reverse_mcp_ep_initialize(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, yajl_val params)
+{
+    u_char                            id[NGX_HTTP_REVERSE_MCP_SESSION_ID_LEN];
+    u_char                           *p;
+    size_t                            len;
+    ngx_int_t                         rc;
+    ngx_str_t                         requested, version, sid, result;
+    ngx_str_t                        *v, instr;
+    const char                       *reason;
+
+    if (ngx_http_reverse_mcp_json_get_str(params, "protocolVersion",
+                                          &requested)
+        != NGX_OK)
+    {
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
+                                 NGX_HTTP_REVERSE_MCP_INVALID_PARAMS,
+                                 "Invalid params: \"protocolVersion\" is "
+                                 "required");
+    }
+
+    ngx_str_set(&version, NGX_HTTP_REVERSE_MCP_EP_LATEST);
+
+    for (v = ngx_http_reverse_mcp_ep_versions; v->len; v++) {
+        if (v->len == requested.len
+            && ngx_strncmp(v->data, requested.data, v->len) == 0)
+        {
+            version = *v;
+            break;
+        }
+    }
+
+    rc = ngx_http_reverse_mcp_session_create(ctx->zone, &ctx->agent,
+                                             &version,
+                                             ctx->lcf->session_timeout,
+                                             ctx->lcf->max_sessions, id,
+                                             &reason);
+    if (rc == NGX_BUSY) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "reverse_mcp: no new session for agent \"%V\": %s",
+                      &ctx->agent, reason);
+
+        return ngx_http_reverse_mcp_ep_error(r, ctx,
+                                 NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 NGX_HTTP_REVERSE_MCP_BAD_REQUEST,
+                                 "Too many sessions: %s", reason);
+    }
+
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "reverse_mcp: could not create a session for agent "
+                      "\"%V\": %s", &ctx->agent, reason);
+
+        return ngx_http_reverse_mcp_ep_error(r, ctx,
+                                 NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                 NGX_HTTP_REVERSE_MCP_INTERNAL_ERROR,
+                                 "Internal error: no session (%s)", reason);
+    }
+
+    sid.data = ngx_pnalloc(r->pool, NGX_HTTP_REVERSE_MCP_SESSION_ID_LEN);
+    if (sid.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    sid.len = NGX_HTTP_REVERSE_MCP_SESSION_ID_LEN;
+    ngx_memcpy(sid.data, id, sid.len);
+    ctx->session = sid;
+
+    if (ngx_http_reverse_mcp_ep_add_header(r, "Mcp-Session-Id", &sid)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* instructions: what the tools are */
+
+    len = sizeof("Tools of the reverse MCP server \"\" of agent \"\".") - 1
+          + ctx->server.len + ctx->agent.len
+          + sizeof("Tools of the reverse MCP servers connected to agent "
+                   "\"\", named <server><tool>.") - 1
+          + ctx->lcf->tool_separator.len;
+
+    instr.data = ngx_pnalloc(r->pool, len);
+    if (instr.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->server.len) {
+        p = ngx_sprintf(instr.data,
+                        "Tools of the reverse MCP server \"%V\" of agent "
+                        "\"%V\".", &ctx->server, &ctx->agent);
+    } else {
+        p = ngx_sprintf(instr.data,
+                        "Tools of the reverse MCP servers connected to "
+                        "agent \"%V\", named <server>%V<tool>.",
+                        &ctx->agent, &ctx->lcf->tool_separator);
+    }
+
+    instr.len = p - instr.data;
+
+    len = sizeof("{\"protocolVersion\":\"\",\"capabilities\":{\"tools\":"
+                 "{\"listChanged\":true},\"logging\":{}},\"serverInfo\":"
+                 "{\"name\":\"ngx_http_reverse_mcp_module\",\"version\":"
+                 "\"" NGX_HTTP_REVERSE_MCP_VERSION "\"},\"instructions\":}")
+          + version.len
+          + ngx_http_reverse_mcp_json_escaped_len(&instr);
+
+    result.data = ngx_pnalloc(r->pool, len);
+    if (result.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(result.data,
+                    "{\"protocolVersion\":\"%V\",\"capabilities\":{\"tools\":"
+                    "{\"listChanged\":true},\"logging\":{}},\"serverInfo\":"
+                    "{\"name\":\"ngx_http_reverse_mcp_module\",\"version\":"
+                    "\"" NGX_HTTP_REVERSE_MCP_VERSION "\"},\"instructions\":",
+                    &version);
+    p = ngx_http_reverse_mcp_json_escape(p, &instr);
+    *p++ = '}';
+
+    result.len = p - result.data;
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "reverse_mcp: endpoint session %*s... for agent \"%V\" "
+                  "(protocol %V, client asked for %V)", (size_t) 8, sid.data,
+                  &ctx->agent, &version, &requested);
+
+    return ngx_http_reverse_mcp_ep_reply(r, ctx, 0, &result);
+}
+
+
+static ngx_int_t
+ngx_http_reverse_mcp_ep_level(ngx_str_t *name)
+{
+    ngx_int_t  i;
+
+    for (i = 0; ngx_http_reverse_mcp_ep_levels[i].len; i++) {
+        if (ngx_http_reverse_mcp_ep_levels[i].len == name->len
+            && ngx_strncmp(ngx_http_reverse_mcp_ep_levels[i].data,
+                           name->data, name->len) == 0)
+        {
+            return i;
+        }
+    }
+
+    return NGX_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_reverse_mcp_ep_set_level(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, yajl_val params)
+{
+    ngx_int_t  level;
+    ngx_str_t  name, empty;
+
+    if (ngx_http_reverse_mcp_json_get_str(params, "level", &name) != NGX_OK
+        || (level = ngx_http_reverse_mcp_ep_level(&name)) == NGX_ERROR)
+    {
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
+                                 NGX_HTTP_REVERSE_MCP_INVALID_PARAMS,
+                                 "Invalid params: \"level\" must be one of "
+                                 "debug, info, notice, warning, error, "
+                                 "critical, alert, emergency");
+    }
+
+    if (ngx_http_reverse_mcp_session_set_level(ctx->zone, &ctx->session,
+                                               &ctx->agent, level)
+        != NGX_OK)
+    {
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_NOT_FOUND,
+                                             NGX_HTTP_REVERSE_MCP_NO_SESSION,
+                                             "Session not found");
+    }
+
+    ngx_str_set(&empty, "{}");
+
+    return ngx_http_reverse_mcp_ep_reply(r, ctx, 0, &empty);
+}
+
+
+/*
+ * tools/list: the registry's array, a page of reverse_mcp_page_size tools
+ * at a time.  The cursor is base64url("v1:<generation>:<offset>:<crc>"),
+ * crc binding it to this endpoint's server part; a cursor of another
+ * generation (the tool set changed meanwhile) is refused with -32602.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_tools_list(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, yajl_val params)
+{
+    u_char       *p;
+    size_t        len;
+    ngx_int_t     rc;
+    ngx_str_t     json, cursor, next, result, *elt;
+    ngx_uint_t    generation, offset, end, i;
+    ngx_array_t   elts;
+
+    ngx_str_null(&cursor);
+
+    if (ngx_http_reverse_mcp_json_get(params, "cursor")
+        && ngx_http_reverse_mcp_json_get_str(params, "cursor", &cursor)
+           != NGX_OK)
+    {
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
+                                 NGX_HTTP_REVERSE_MCP_INVALID_PARAMS,
+                                 "Invalid params: \"cursor\" must be a "
+                                 "string");
+    }
+
+    rc = ngx_http_reverse_mcp_registry_tools(ctx->zone, r->pool, &ctx->agent,
+                                             &ctx->server,
+                                             &ctx->lcf->tool_separator,
+                                             &json, &generation);
+    if (rc == NGX_DECLINED) {
+        /* the server is not connected now: no tools */
+        ngx_str_set(&json, "[]");
+
+    } else if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "reverse_mcp: could not render the tools of agent "
+                      "\"%V\"", &ctx->agent);
+
+        return ngx_http_reverse_mcp_ep_error(r, ctx,
+                                 NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                 NGX_HTTP_REVERSE_MCP_INTERNAL_ERROR,
+                                 "Internal error");
+    }
+
+    if (ngx_array_init(&elts, r->pool, 64, sizeof(ngx_str_t)) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_reverse_mcp_ep_split_array(&json, &elts) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "reverse_mcp: the registry rendered an invalid tool "
+                      "array for agent \"%V\"", &ctx->agent);
+
+        return ngx_http_reverse_mcp_ep_error(r, ctx,
+                                 NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                 NGX_HTTP_REVERSE_MCP_INTERNAL_ERROR,
+                                 "Internal error");
+    }
+
+    offset = 0;
+
+    if (cursor.len) {
+        if (ngx_http_reverse_mcp_ep_cursor(r, ctx, generation, 0, &cursor, 1,
+                                           &offset)
+            != NGX_OK
+            || offset >= elts.nelts)
+        {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "reverse_mcp: endpoint tools/list with an invalid "
+                          "or stale cursor \"%V\"", &cursor);
+
+            return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
+                                 NGX_HTTP_REVERSE_MCP_INVALID_PARAMS,
+                                 "Invalid params: invalid cursor (the tool "
+                                 "list may have changed: list again from "
+                                 "the start)");
+        }
+    }
+
+    end = offset + ctx->lcf->page_size;
+
+    if (end > elts.nelts) {
+        end = elts.nelts;
+    }
+
+    ngx_str_null(&next);
+
+    if (end < elts.nelts) {
+        if (ngx_http_reverse_mcp_ep_cursor(r, ctx, generation, end, &next, 0,
+                                           NULL)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    elt = elts.elts;
+    len = sizeof("{\"tools\":[],\"nextCursor\":\"\"}") + next.len;
+
+    for (i = offset; i < end; i++) {
+        len += elt[i].len + 1;
+    }
+
+    result.data = ngx_pnalloc(r->pool, len);
+    if (result.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(result.data, "{\"tools\":[", 10);
+
+    for (i = offset; i < end; i++) {
+        if (i != offset) {
+            *p++ = ',';
+        }
+
+        p = ngx_cpymem(p, elt[i].data, elt[i].len);
+    }
+
+    *p++ = ']';
+
+    if (next.len) {
+        p = ngx_sprintf(p, ",\"nextCursor\":\"%V\"", &next);
+    }
+
+    *p++ = '}';
+
+    result.len = p - result.data;
+
+    return ngx_http_reverse_mcp_ep_reply(r, ctx, 0, &result);
+}
+
+
+/* the top-level elements of a JSON array known to be valid */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_split_array(ngx_str_t *json, ngx_array_t *elts)
+{
+    u_char      *p, *end, *start, *last;
+    ngx_str_t   *e;
+    ngx_uint_t   depth, in_str, esc;
+
+    p = json->data;
+    end = p + json->len;
+
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+    {
+        p++;
+    }
+
+    if (p == end || *p != '[') {
+        return NGX_ERROR;
+    }
+
+    p++;
+    start = NULL;
+    depth = 0;
+    in_str = 0;
+    esc = 0;
+
+    for ( /* void */ ; p < end; p++) {
+
+        if (in_str) {
+            if (esc) {
+                esc = 0;
+
+            } else if (*p == '\\') {
+                esc = 1;
+
+            } else if (*p == '"') {
+                in_str = 0;
+            }
+
+            continue;
+        }
+
+        switch (*p) {
+
+        case ' ': case '\n': case '\r': case '\t':
+            continue;
+
+        case '"':
+            in_str = 1;
+            break;
+
+        case '{': case '[':
+            depth++;
+            break;
+
+        case '}': case ']':
+            if (depth) {
+                depth--;
+                break;
+            }
+
+            if (*p == '}') {
+                return NGX_ERROR;
+            }
+
+            /* the end of the array */
+
+            /* fall through */
+
+        case ',':
+            if (depth) {
+                break;
+            }
+
+            if (start) {
+                last = p;
+
+                while (last > start
+                       && (last[-1] == ' ' || last[-1] == '\n'
+                           || last[-1] == '\r' || last[-1] == '\t'))
+                {
+                    last--;
+                }
+
+                e = ngx_array_push(elts);
+                if (e == NULL) {
+                    return NGX_ERROR;
+                }
+
+                e->data = start;
+                e->len = last - start;
+                start = NULL;
+
+            } else if (*p == ',') {
+                return NGX_ERROR;
+            }
+
+            if (*p == ']') {
+                return NGX_OK;
+            }
+
+            continue;
+        }
+
+        if (start == NULL) {
+            start = p;
+        }
+    }
+
+    return NGX_ERROR;
+}
+
+
+/* encode (decode == 0: offset -> *cursor) or decode (*cursor -> *out) */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_cursor(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_uint_t generation,
+    ngx_uint_t offset, ngx_str_t *cursor, ngx_uint_t decode, ngx_uint_t *out)
+{
+    u_char     buf[NGX_INT_T_LEN * 3 + 8], *p, *last, *q;
+    uint32_t   crc;
+    ngx_int_t  n;
+    ngx_str_t  text;
+
+    crc = ngx_crc32_short(ctx->server.data, ctx->server.len);
+
+    if (!decode) {
+        p = ngx_sprintf(buf, "v1:%ui:%ui:%uD", generation, offset, crc);
+
+        text.data = buf;
+        text.len = p - buf;
+
+        cursor->data = ngx_pnalloc(r->pool,
+                                   ngx_base64_encoded_length(text.len));
+        if (cursor->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_encode_base64url(cursor, &text);
+
+        return NGX_OK;
+    }
+
+    if (ngx_base64_decoded_length(cursor->len) > sizeof(buf)) {
+        return NGX_DECLINED;
+    }
+
+    text.data = buf;
+
+    if (ngx_decode_base64url(&text, cursor) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    p = text.data;
+    last = p + text.len;
+
+    if (text.len < sizeof("v1:0:0:0") - 1
+        || ngx_strncmp(p, "v1:", 3) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    p += 3;
+
+    /* generation */
+    q = ngx_strlchr(p, last, ':');
+    if (q == NULL) {
+        return NGX_DECLINED;
+    }
+
+    n = ngx_atoi(p, q - p);
+    if (n == NGX_ERROR || (ngx_uint_t) n != generation) {
+        return NGX_DECLINED;
+    }
+
+    /* offset */
+    p = q + 1;
+    q = ngx_strlchr(p, last, ':');
+    if (q == NULL) {
+        return NGX_DECLINED;
+    }
+
+    n = ngx_atoi(p, q - p);
+    if (n == NGX_ERROR) {
+        return NGX_DECLINED;
+    }
+
+    *out = n;
+
+    /* the endpoint it was issued by */
+    p = q + 1;
+    n = ngx_atoi(p, last - p);
+    if (n == NGX_ERROR || (uint32_t) n != crc) {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_reverse_mcp_ep_tools_call(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, yajl_val params)
+{
+    yajl_val                          meta, token;
+    ngx_int_t                         rc;
+    ngx_str_t                         name, server, tool, fwd, progress;
+    ngx_pool_cleanup_t               *cln;
+    ngx_http_reverse_mcp_call_t      *call;
+
+    if (ngx_http_reverse_mcp_json_get_str(params, "name", &name) != NGX_OK) {
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
+                                 NGX_HTTP_REVERSE_MCP_INVALID_PARAMS,
+                                 "Invalid params: \"name\" is required");
+    }
+
+    ctx->tool = name;
+
+    rc = ngx_http_reverse_mcp_ep_route(r, ctx, &name, &server, &tool);
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "reverse_mcp: endpoint call of tool \"%V\" of server "
+                      "\"%V\", which is not connected", &name, &server);
+
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
+                                 NGX_HTTP_REVERSE_MCP_ERR_UNAVAILABLE,
+                                 "Server not connected: %V (tool %V)",
+                                 &server, &name);
+    }
+
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "reverse_mcp: endpoint call of unknown tool \"%V\"",
+                      &name);
+
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
+                                 NGX_HTTP_REVERSE_MCP_INVALID_PARAMS,
+                                 "Unknown tool: %V", &name);
+    }
+
+    if (ngx_http_reverse_mcp_ep_forward_params(r->pool, params, &tool, &fwd)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_str_null(&progress);
+
+    meta = ngx_http_reverse_mcp_json_get(params, "_meta");
+    token = ngx_http_reverse_mcp_json_get(meta, "progressToken");
+
+    if (token && (YAJL_IS_STRING(token) || YAJL_IS_NUMBER(token))) {
+        if (ngx_http_reverse_mcp_json_dump(r->pool, token, &progress)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    /*
+     * A stream, when the client takes one, for a call with a progress
+     * token, or in a session that asked for log messages: they can only
+     * reach the client on the stream of the request they belong to (no
+     * GET stream yet).  Otherwise a plain JSON reply.
+     */
+    ctx->sse = ((progress.len || ctx->log_level) && ctx->accept_sse)
+               || !ctx->accept_json;
+
+    call = &ctx->call;
+
+    call->agent = ctx->agent;
+    call->server = server;
+    ngx_str_set(&call->method, "tools/call");
+    call->params = fwd;
+    call->progress_token = progress;
+    call->timeout = 0;
+    call->notify = ngx_http_reverse_mcp_ep_notify;
+    call->done = ngx_http_reverse_mcp_ep_done;
+    call->data = ctx;
+    call->log = r->connection->log;
+    call->force_mailbox = ctx->lcf->force_mailbox;
+
+    ctx->done_ev.handler = ngx_http_reverse_mcp_ep_done_handler;
+    ctx->done_ev.data = ctx;
+    ctx->done_ev.log = r->connection->log;
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_reverse_mcp_ep_cleanup;
+    cln->data = ctx;
+
+    if (ngx_http_reverse_mcp_call_start(call) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "reverse_mcp: could not start the call of tool \"%V\" "
+                      "of server \"%V\"", &tool, &server);
+
+        return ngx_http_reverse_mcp_ep_error(r, ctx,
+                                 NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                 NGX_HTTP_REVERSE_MCP_INTERNAL_ERROR,
+                                 "Internal error: the call could not be "
+                                 "started");
+    }
+
+    ctx->active = 1;
+
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "reverse_mcp: endpoint call %V -> %V/%V (sse: %ui)",
+                   &name, &server, &tool, (ngx_uint_t) ctx->sse);
+
+    /* for cancellation by notifications/cancelled, from any worker */
+
+    if (!ngx_http_reverse_mcp_ep_calls_init) {
+        ngx_queue_init(&ngx_http_reverse_mcp_ep_calls);
+        ngx_http_reverse_mcp_ep_calls_init = 1;
+    }
+
+    if (ngx_queue_empty(&ngx_http_reverse_mcp_ep_calls)) {
+        ngx_http_reverse_mcp_ep_cancel_seen =
+                       ngx_http_reverse_mcp_session_cancel_seq(ctx->zone);
+    }
+
+    ngx_queue_insert_tail(&ngx_http_reverse_mcp_ep_calls, &ctx->queue);
+    ctx->in_queue = 1;
+
+    ngx_http_reverse_mcp_ep_zone = ctx->zone;
+
+    if (!ngx_http_reverse_mcp_ep_poll_ev.timer_set) {
+        ngx_http_reverse_mcp_ep_poll_ev.handler =
+                                        ngx_http_reverse_mcp_ep_poll_handler;
+        ngx_http_reverse_mcp_ep_poll_ev.log = ngx_cycle->log;
+        ngx_http_reverse_mcp_ep_poll_ev.cancelable = 1;
+        ngx_add_timer(&ngx_http_reverse_mcp_ep_poll_ev,
+                      NGX_HTTP_REVERSE_MCP_EP_POLL);
+    }
+
+    /* a client that goes away cancels the call (pool cleanup) */
+    r->read_event_handler = ngx_http_test_reading;
+
+    if (ctx->sse) {
+        rc = ngx_http_reverse_mcp_ep_sse_open(r, ctx);
+
+        if (rc == NGX_ERROR || rc > NGX_OK) {
+            ngx_http_reverse_mcp_ep_stop(ctx, 1);
+            return rc == NGX_ERROR ? NGX_ERROR : rc;
+        }
+    }
+
+    return NGX_DONE;
+}
+
+
+/*
+ * The server and tool a caller's tool name stands for.  Per-server
+ * endpoint: the name is the tool's.  Aggregate: "<server><sep><tool>";
+ * server names are configured names (no "__"), so with the default
+ * separator the first one splits; with another separator every split
+ * whose left part is a server of the agent is tried in turn.
+ * NGX_OK, NGX_DECLINED (*server is not connected), NGX_ABORT (unknown).
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_route(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *name, ngx_str_t *server,
+    ngx_str_t *tool)
+{
+    u_char                             *p, *end;
+    uint64_t                            conn_id;
+    ngx_int_t                           rc, result;
+    ngx_pid_t                           pid;
+    ngx_str_t                          *sep, s, t, down;
+    ngx_http_reverse_mcp_agent_conf_t  *acf;
+    ngx_http_reverse_mcp_main_conf_t   *mcf;
+
+    if (ctx->server.len) {
+        *server = ctx->server;
+        *tool = *name;
+
+        return ngx_http_reverse_mcp_registry_resolve(ctx->zone, &ctx->agent,
+                                                     server, tool, &pid,
+                                                     &conn_id);
+    }
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_reverse_mcp_module);
+    acf = ngx_http_reverse_mcp_find_agent(mcf, &ctx->agent);
+
+    if (acf == NULL) {
+        return NGX_ABORT;
+    }
+
+    sep = &ctx->lcf->tool_separator;
+    end = name->data + name->len;
+    result = NGX_ABORT;
+    ngx_str_null(&down);
+
+    for (p = name->data + 1; p + sep->len < end; p++) {
+
+        if (ngx_memcmp(p, sep->data, sep->len) != 0) {
+            continue;
+        }
+
+        s.data = name->data;
+        s.len = p - name->data;
+        t.data = p + sep->len;
+        t.len = end - t.data;
+
+        if (s.len == 0 || ngx_http_reverse_mcp_find_server(acf, &s) == NULL)
+        {
+            continue;
+        }
+
+        rc = ngx_http_reverse_mcp_registry_resolve(ctx->zone, &ctx->agent,
+                                                   &s, &t, &pid, &conn_id);
+        if (rc == NGX_OK) {
+            *server = s;
+            *tool = t;
+            return NGX_OK;
+        }
+
+        if (rc == NGX_DECLINED && down.len == 0) {
+            down = s;
+            *tool = t;
+        }
+    }
+
+    if (down.len) {
+        *server = down;
+        result = NGX_DECLINED;
+    }
+
+    return result;
+}
+
+
+/* params with "name" replaced by the server's own tool name */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_forward_params(ngx_pool_t *pool, yajl_val params,
+    ngx_str_t *tool, ngx_str_t *out)
+{
+    size_t                i, n, len;
+    yajl_gen              g;
+    const char           *k;
+    const unsigned char  *buf;
+
+    g = yajl_gen_alloc(NULL);
+    if (g == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (yajl_gen_map_open(g) != yajl_gen_status_ok) {
+        goto failed;
+    }
+
+    n = params->u.object.len;
+
+    for (i = 0; i < n; i++) {
+        k = params->u.object.keys[i];
+
+        if (yajl_gen_string(g, (const unsigned char *) k, ngx_strlen(k))
+            != yajl_gen_status_ok)
+        {
+            goto failed;
+        }
+
+        if (ngx_strcmp(k, "name") == 0) {
+            if (yajl_gen_string(g, tool->data, tool->len)
+                != yajl_gen_status_ok)
+            {
+                goto failed;
+            }
+
+            continue;
+        }
+
+        if (ngx_http_reverse_mcp_json_gen(g, params->u.object.values[i])
+            != NGX_OK)
+        {
+            goto failed;
+        }
+    }
+
+    if (yajl_gen_map_close(g) != yajl_gen_status_ok
+        || yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok)
+    {
+        goto failed;
+    }
+
+    out->data = ngx_pnalloc(pool, len);
+    if (out->data == NULL) {
+        goto failed;
+    }
+
+    ngx_memcpy(out->data, buf, len);
+    out->len = len;
+
+    yajl_gen_free(g);
+
+    return NGX_OK;
+
+failed:
+
+    yajl_gen_free(g);
+
+    return NGX_ERROR;
+}
+
+
+/* a notification of the call: streamed when the reply is a stream */
+static void
+ngx_http_reverse_mcp_ep_notify(ngx_http_reverse_mcp_call_t *call,
+    ngx_str_t *json)
+{
+    char                            err[64];
+    yajl_val                        msg, params;
+    ngx_int_t                       level, rc;
+    ngx_str_t                       method, name;
+    ngx_http_request_t             *r;
+    ngx_http_reverse_mcp_ep_ctx_t  *ctx;
+
+    ctx = call->data;
+    r = ctx->request;
+
+    if (!ctx->active || !ctx->sse || ctx->failed) {
+        return;
+    }
+
+    /* log messages below the session's logging/setLevel are dropped */
+
+    if (ctx->log_level > 1
+        && ngx_strlcasestrn(json->data, json->data + json->len,
+                            (u_char *) "notifications/message", 20))
+    {
+        msg = ngx_http_reverse_mcp_json_parse(json->data, json->len, err,
+                                              sizeof(err));
+        if (msg == NULL) {
+            return;
+        }
+
+        params = ngx_http_reverse_mcp_json_get(msg, "params");
+        level = NGX_ERROR;
+
+        if (ngx_http_reverse_mcp_json_get_str(msg, "method", &method)
+            == NGX_OK
+            && ngx_http_reverse_mcp_ep_str_eq(&method,
+                                              "notifications/message")
+            && ngx_http_reverse_mcp_json_get_str(params, "level", &name)
+               == NGX_OK)
+        {
+            level = ngx_http_reverse_mcp_ep_level(&name);
+        }
+
+        yajl_tree_free(msg);
+
+        if (level != NGX_ERROR
+            && (ngx_uint_t) level + 1 < ctx->log_level)
+        {
+            return;
+        }
+    }
+
+    rc = ngx_http_reverse_mcp_ep_sse_event(r, ctx, json, 0);
+
+    if (rc == NGX_ERROR) {
+        /* the client is gone: end it from a posted event, not from here */
+        ctx->failed = 1;
+
+        if (!ctx->done_ev.posted) {
+            ngx_post_event(&ctx->done_ev, &ngx_posted_events);
+        }
+    }
+}
+
+
+static void
+ngx_http_reverse_mcp_ep_done(ngx_http_reverse_mcp_call_t *call,
+    ngx_uint_t is_error, ngx_str_t *json)
+{
+    ngx_http_reverse_mcp_ep_ctx_t  *ctx;
+
+    ctx = call->data;
+
+    if (!ctx->active) {
+        return;
+    }
+
+    ngx_http_reverse_mcp_ep_stop(ctx, 0);
+
+    ctx->is_error = is_error;
+    ctx->result.data = ngx_pnalloc(ctx->request->pool, json->len);
+
+    if (ctx->result.data == NULL) {
+        ctx->failed = 1;
+
+    } else {
+        ngx_memcpy(ctx->result.data, json->data, json->len);
+        ctx->result.len = json->len;
+    }
+
+    /*
+     * the response is sent from a posted event: the request (and the
+     * call in it) may be freed then, which the caller of done() must not
+     * see
+     */
+
+    if (!ctx->done_ev.posted) {
+        ngx_post_event(&ctx->done_ev, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_reverse_mcp_ep_done_handler(ngx_event_t *ev)
+{
+    ngx_int_t                       rc;
+    ngx_str_t                       value;
+    ngx_connection_t               *c;
+    ngx_http_request_t             *r;
+    ngx_http_reverse_mcp_ep_ctx_t  *ctx;
+
+    ctx = ev->data;
+    r = ctx->request;
+    c = r->connection;
+
+    if (ctx->active) {
+        /* a write error while streaming */
+        ngx_http_reverse_mcp_ep_stop(ctx, 1);
+    }
+
+    if (ctx->failed) {
+        ngx_http_finalize_request(r, ctx->header_sent
+                                     ? NGX_ERROR
+                                     : NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    if (ctx->cancelled) {
+        /* cancelled requests get no response (MCP cancellation) */
+        if (ctx->header_sent) {
+            rc = ngx_http_send_special(r, NGX_HTTP_LAST);
+
+        } else {
+            rc = ngx_http_reverse_mcp_ep_send(r, NGX_HTTP_ACCEPTED, NULL);
+        }
+
+        ngx_http_finalize_request(r, rc);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "reverse_mcp: endpoint call of %V done (error: %ui)",
+                   &ctx->tool, ctx->is_error);
+
+    value = ctx->result;
+
+    rc = ngx_http_reverse_mcp_ep_reply(r, ctx, ctx->is_error, &value);
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* the call is over for us: off the queue, and cancelled if still running */
+static void
+ngx_http_reverse_mcp_ep_stop(ngx_http_reverse_mcp_ep_ctx_t *ctx,
+    ngx_uint_t cancel)
+{
+    if (ctx->in_queue) {
+        ngx_queue_remove(&ctx->queue);
+        ctx->in_queue = 0;
+    }
+
+    if (ctx->active) {
+        ctx->active = 0;
+
+        if (cancel) {
+            ngx_http_reverse_mcp_call_cancel(&ctx->call);
+        }
+    }
+}
+
+
+static void
+ngx_http_reverse_mcp_ep_cleanup(void *data)
+{
+    ngx_http_reverse_mcp_ep_ctx_t  *ctx = data;
+
+    if (ctx->active) {
+        ngx_log_error(NGX_LOG_INFO, ctx->request->connection->log, 0,
+                      "reverse_mcp: endpoint call of tool \"%V\" cancelled: "
+                      "the client went away", &ctx->tool);
+    }
+
+    ngx_http_reverse_mcp_ep_stop(ctx, 1);
+
+    if (ctx->done_ev.posted) {
+        ngx_delete_posted_event(&ctx->done_ev);
+    }
+}
+
+
+static void
+ngx_http_reverse_mcp_ep_json_free(void *data)
+{
+    yajl_tree_free(data);
+}
+
+
+/*
+ * Cancel this worker's calls of a session (request_id NULL: all of them);
+ * returns how many.
+ */
+static ngx_uint_t
+ngx_http_reverse_mcp_ep_cancel_local(ngx_str_t *session,
+    ngx_str_t *request_id)
+{
+    ngx_uint_t                      n;
+    ngx_queue_t                    *q, *next;
+    ngx_http_reverse_mcp_ep_ctx_t  *ctx;
+
+    if (!ngx_http_reverse_mcp_ep_calls_init) {
+        return 0;
+    }
+
+    n = 0;
+
+    for (q = ngx_queue_head(&ngx_http_reverse_mcp_ep_calls);
+         q != ngx_queue_sentinel(&ngx_http_reverse_mcp_ep_calls);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        ctx = ngx_queue_data(q, ngx_http_reverse_mcp_ep_ctx_t, queue);
+
+        if (ctx->session.len != session->len
+            || ngx_strncmp(ctx->session.data, session->data, session->len)
+               != 0)
+        {
+            continue;
+        }
+
+        if (request_id
+            && (ctx->id.len != request_id->len
+                || ngx_strncmp(ctx->id.data, request_id->data,
+                               request_id->len) != 0))
+        {
+            continue;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, ctx->request->connection->log, 0,
+                      "reverse_mcp: endpoint call of tool \"%V\" cancelled "
+                      "by the client", &ctx->tool);
+
+        ngx_http_reverse_mcp_ep_stop(ctx, 1);
+        ctx->cancelled = 1;
+
+        if (!ctx->done_ev.posted) {
+            ngx_post_event(&ctx->done_ev, &ngx_posted_events);
+        }
+
+        n++;
+    }
+
+    return n;
+}
+
+
+/* while calls are in flight: cancellations posted by other workers */
+static void
+ngx_http_reverse_mcp_ep_poll_handler(ngx_event_t *ev)
+{
+    ngx_str_t                               session, request_id;
+    ngx_uint_t                              i, n;
+    ngx_http_reverse_mcp_session_cancel_t   cancels[
+                                             NGX_HTTP_REVERSE_MCP_EP_CANCELS];
+
+    if (!ngx_http_reverse_mcp_ep_calls_init
+        || ngx_queue_empty(&ngx_http_reverse_mcp_ep_calls)
+        || ngx_http_reverse_mcp_ep_zone == NULL)
+    {
+        return;
+    }
+
+    if (ngx_http_reverse_mcp_session_cancel_seq(ngx_http_reverse_mcp_ep_zone)
+        != ngx_http_reverse_mcp_ep_cancel_seen)
+    {
+        n = ngx_http_reverse_mcp_session_cancels(ngx_http_reverse_mcp_ep_zone,
+                                        &ngx_http_reverse_mcp_ep_cancel_seen,
+                                        cancels,
+                                        NGX_HTTP_REVERSE_MCP_EP_CANCELS);
+
+        for (i = 0; i < n; i++) {
+            session.data = cancels[i].id;
+            session.len = NGX_HTTP_REVERSE_MCP_SESSION_ID_LEN;
+            request_id.data = cancels[i].request_id;
+            request_id.len = cancels[i].request_id_len;
+
+            (void) ngx_http_reverse_mcp_ep_cancel_local(&session,
+                                         cancels[i].all ? NULL : &request_id);
+        }
+    }
+
+    if (!ngx_queue_empty(&ngx_http_reverse_mcp_ep_calls)) {
+        ngx_add_timer(ev, NGX_HTTP_REVERSE_MCP_EP_POLL);
+    }
+}
+
+
+/* a stream the client reads slowly: flush, within send_timeout */
+static void
+ngx_http_reverse_mcp_ep_writer(ngx_http_request_t *r)
+{
+    ngx_int_t                  rc;
+    ngx_event_t               *wev;
+    ngx_connection_t          *c;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    c = r->connection;
+    wev = c->write;
+
+    if (wev->timedout) {
+        ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
+                      "reverse_mcp: client timed out reading the stream");
+        c->timedout = 1;
+        ngx_http_finalize_request(r, NGX_HTTP_REQUEST_TIME_OUT);
+        return;
+    }
+
+    rc = ngx_http_output_filter(r, NULL);
+
+    if (rc == NGX_ERROR) {
+        ngx_http_finalize_request(r, NGX_ERROR);
+        return;
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (r->buffered || c->buffered) {
+        if (!wev->delayed) {
+            ngx_add_timer(wev, clcf->send_timeout);
+        }
+
+        if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
+            ngx_http_finalize_request(r, NGX_ERROR);
+        }
+
+        return;
+    }
+
+    if (wev->timer_set) {
+        ngx_del_timer(wev);
+    }
+}
+
+
+/* {"jsonrpc":"2.0","id":ID,"result"|"error":VALUE}, JSON or one SSE event */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_reply(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_uint_t is_error,
+    ngx_str_t *value)
+{
+    u_char     *p;
+    ngx_int_t   rc;
+    ngx_str_t   body;
+
+    body.len = sizeof("{\"jsonrpc\":\"2.0\",\"id\":,\"result\":}") - 1
+               + ctx->id.len + value->len;
+
+    body.data = ngx_pnalloc(r->pool, body.len);
+    if (body.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(body.data, "{\"jsonrpc\":\"2.0\",\"id\":%V,\"%s\":%V}",
+                    &ctx->id, is_error ? "error" : "result", value);
+
+    body.len = p - body.data;
+
+    if (!ctx->sse && ctx->accept_json) {
+        return ngx_http_reverse_mcp_ep_send(r, NGX_HTTP_OK, &body);
+    }
+
+    if (!ctx->header_sent) {
+        rc = ngx_http_reverse_mcp_ep_sse_open(r, ctx);
+
+        if (rc == NGX_ERROR || rc > NGX_OK) {
+            return rc;
+        }
+    }
+
+    return ngx_http_reverse_mcp_ep_sse_event(r, ctx, &body, 1);
+}
+
+
+/* a JSON-RPC error response with the given HTTP status; fmt: message */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_error(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_uint_t status, ngx_int_t code,
+    const char *fmt, ...)
+{
+    u_char     msg[NGX_HTTP_REVERSE_MCP_EP_MSG_MAX], *p;
+    va_list    args;
+    ngx_str_t  text, value, body;
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(msg, msg + sizeof(msg), fmt, args);
+    va_end(args);
+
+    text.data = msg;
+    text.len = p - msg;
+
+    value.len = sizeof("{\"code\":,\"message\":}") - 1 + NGX_INT_T_LEN
+                + ngx_http_reverse_mcp_json_escaped_len(&text);
+
+    value.data = ngx_pnalloc(r->pool, value.len);
+    if (value.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(value.data, "{\"code\":%i,\"message\":", code);
+    p = ngx_http_reverse_mcp_json_escape(p, &text);
+    *p++ = '}';
+
+    value.len = p - value.data;
+
+    if (status == NGX_HTTP_OK) {
+        /* an error of the request: the reply it asked for, in its form */
+        return ngx_http_reverse_mcp_ep_reply(r, ctx, 1, &value);
+    }
+
+    body.len = sizeof("{\"jsonrpc\":\"2.0\",\"id\":,\"error\":}") - 1
+               + ctx->id.len + value.len;
+
+    body.data = ngx_pnalloc(r->pool, body.len);
+    if (body.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(body.data, "{\"jsonrpc\":\"2.0\",\"id\":%V,\"error\":%V}",
+                    &ctx->id, &value);
+
+    body.len = p - body.data;
+
+    return ngx_http_reverse_mcp_ep_send(r, status, &body);
+}
+
+
+/* a complete JSON response; body NULL: none (202) */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *body)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    r->headers_out.status = status;
+
+    if (body == NULL || body->len == 0) {
+        r->headers_out.content_length_n = 0;
+        r->header_only = 1;
+
+        return ngx_http_send_header(r);
+    }
+
+    r->headers_out.content_length_n = body->len;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = body->data;
+    b->last = body->data + body->len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static ngx_int_t
+ngx_http_reverse_mcp_ep_sse_open(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx)
+{
+    ngx_int_t  rc;
+    ngx_str_t  value;
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = -1;
+    ngx_str_set(&r->headers_out.content_type, "text/event-stream");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    ngx_str_set(&value, "no-cache");
+
+    if (ngx_http_reverse_mcp_ep_add_header(r, "Cache-Control", &value)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* for proxies in front of us, nginx among them */
+    ngx_str_set(&value, "no");
+
+    if (ngx_http_reverse_mcp_ep_add_header(r, "X-Accel-Buffering", &value)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ctx->header_sent = 1;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc == NGX_OK ? NGX_ERROR : rc;
+    }
+
+    r->write_event_handler = ngx_http_reverse_mcp_ep_writer;
+
+    /* the headers now: the client waits on the stream */
+    rc = ngx_http_send_special(r, NGX_HTTP_FLUSH);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_reverse_mcp_ep_pending(r);
+}
+
+
+/* output the client did not take yet: wait for it, within send_timeout */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_pending(ngx_http_request_t *r)
+{
+    ngx_connection_t          *c;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    c = r->connection;
+
+    if (!r->buffered && !c->buffered) {
+        return NGX_OK;
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (!c->write->delayed && !c->write->timer_set) {
+        ngx_add_timer(c->write, clcf->send_timeout);
+    }
+
+    if (ngx_handle_write_event(c->write, clcf->send_lowat) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * One SSE event "event: message\ndata: JSON\n\n", flushed; last: the
+ * end of the stream.  Raw line breaks in JSON text can only be
+ * insignificant white space, and would end the data line: they become
+ * spaces.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_sse_event(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *json, ngx_uint_t last)
+{
+    u_char       *p, *s, *end;
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    b = ngx_create_temp_buf(r->pool, sizeof("event: message\ndata: \n\n") - 1
+                                     + json->len);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(b->last, "event: message\ndata: ", 21);
+
+    end = json->data + json->len;
+
+    for (s = json->data; s < end; s++) {
+        *p++ = (*s == '\n' || *s == '\r') ? ' ' : *s;
+    }
+
+    *p++ = '\n';
+    *p++ = '\n';
+
+    b->last = p;
+    b->flush = 1;
+
+    if (last) {
+        b->last_buf = (r == r->main) ? 1 : 0;
+        b->last_in_chain = 1;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    rc = ngx_http_output_filter(r, &out);
+
+    if (rc == NGX_ERROR || last) {
+        return rc;
+    }
+
+    return ngx_http_reverse_mcp_ep_pending(r);
+}
+
+
+static ngx_int_t
+ngx_http_reverse_mcp_ep_add_header(ngx_http_request_t *r, const char *key,
+    ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) key;
+    h->key.len = ngx_strlen(key);
+    h->value = *value;
+
+    return NGX_OK;
 }

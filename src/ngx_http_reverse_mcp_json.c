@@ -77,6 +77,11 @@ ngx_http_reverse_mcp_json_parse(const u_char *data, size_t len, char *err,
         err[0] = '\0';
     }
 
+    if (len == 0) {
+        ngx_cpystrn((u_char *) err, (u_char *) "empty JSON text", errlen);
+        return NULL;
+    }
+
     if (ngx_http_reverse_mcp_json_depth_ok(data, len,
                                            NGX_HTTP_REVERSE_MCP_JSON_MAX_DEPTH)
         != NGX_OK)

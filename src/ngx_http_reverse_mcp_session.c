@@ -516,7 +516,7 @@ ngx_http_reverse_mcp_session_set_level(ngx_shm_zone_t *zone, ngx_str_t *id,
              : NULL;
 
     if (s) {
-        s->log_level = level;
+        s->log_level = level + 1;
     }
 
     ngx_shmtx_unlock(&shpool->mutex);

@@ -26,7 +26,9 @@ typedef struct {
     ngx_str_t                  version;     /* points into version_data */
     u_char                     version_data[
                                    NGX_HTTP_REVERSE_MCP_SESSION_VERSION_MAX];
-    ngx_uint_t                 log_level;   /* 0 (debug) .. 7 (emergency) */
+    ngx_uint_t                 log_level;   /* 0: never set (no
+                                               logging/setLevel); else 1 +
+                                               0 (debug) .. 7 (emergency) */
 } ngx_http_reverse_mcp_session_info_t;
 
 
@@ -57,7 +59,7 @@ ngx_int_t ngx_http_reverse_mcp_session_touch(ngx_shm_zone_t *zone,
     ngx_str_t *id, ngx_str_t *agent,
     ngx_http_reverse_mcp_session_info_t *info);
 
-/* logging/setLevel: NGX_OK or NGX_DECLINED (no such session) */
+/* logging/setLevel (level 0..7): NGX_OK or NGX_DECLINED (no session) */
 ngx_int_t ngx_http_reverse_mcp_session_set_level(ngx_shm_zone_t *zone,
     ngx_str_t *id, ngx_str_t *agent, ngx_uint_t level);
 
