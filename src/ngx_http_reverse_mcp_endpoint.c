@@ -11,8 +11,8 @@
  * aggregate only.
  *
  * Methods: POST carries one JSON-RPC message (no batches); DELETE ends a
- * session; GET answers 405 (no server-initiated stream yet, so
- * tools/list_changed is not pushed: clients list again).  Sessions live in
+ * session; GET opens the session's stream of server-initiated messages
+ * (notifications/tools/list_changed when the agent's tools change).  Sessions live in
  * the shared zone (ngx_http_reverse_mcp_session.c), so any worker serves
  * any session.  tools/call is forwarded with ngx_http_reverse_mcp_call_*
  * to whichever worker owns the server's socket; the reply is JSON, or an
@@ -38,6 +38,8 @@
     "2025-03-26, 2025-06-18, 2025-11-25"
 
 #define NGX_HTTP_REVERSE_MCP_EP_POLL       100   /* ms, cancellation ring */
+#define NGX_HTTP_REVERSE_MCP_EP_LISTEN     250   /* ms, GET stream checks */
+#define NGX_HTTP_REVERSE_MCP_EP_KEEPALIVE  15    /* s, SSE comment */
 #define NGX_HTTP_REVERSE_MCP_EP_CANCELS    64
 #define NGX_HTTP_REVERSE_MCP_EP_MSG_MAX    512
 #define NGX_HTTP_REVERSE_MCP_NOT_ACCEPTABLE 406
@@ -82,6 +84,11 @@ typedef struct {
     unsigned                              in_queue:1;
     unsigned                              cancelled:1;
     unsigned                              failed:1;
+
+    /* a GET stream: server-initiated notifications */
+    ngx_event_t                           listen_ev;
+    ngx_uint_t                            listen_gen;
+    time_t                                listen_write;
 } ngx_http_reverse_mcp_ep_ctx_t;
 
 
@@ -140,6 +147,10 @@ static ngx_uint_t ngx_http_reverse_mcp_ep_cancel_local(ngx_str_t *session,
     ngx_str_t *request_id);
 static void ngx_http_reverse_mcp_ep_poll_handler(ngx_event_t *ev);
 static void ngx_http_reverse_mcp_ep_writer(ngx_http_request_t *r);
+static ngx_int_t ngx_http_reverse_mcp_ep_listen(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx);
+static void ngx_http_reverse_mcp_ep_listen_handler(ngx_event_t *ev);
+static void ngx_http_reverse_mcp_ep_listen_cleanup(void *data);
 static ngx_int_t ngx_http_reverse_mcp_ep_reply(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_uint_t is_error,
     ngx_str_t *value);
@@ -280,6 +291,15 @@ ngx_http_reverse_mcp_endpoint_handler(ngx_http_request_t *r)
         return ngx_http_reverse_mcp_ep_delete(r, ctx);
     }
 
+    if (r->method == NGX_HTTP_GET) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_reverse_mcp_ep_listen(r, ctx);
+    }
+
     if (r->method != NGX_HTTP_POST) {
         goto not_allowed;
     }
@@ -325,7 +345,7 @@ not_allowed:
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_str_set(&allow, "POST, DELETE");
+    ngx_str_set(&allow, "GET, POST, DELETE");
 
     if (ngx_http_reverse_mcp_ep_add_header(r, "Allow", &allow) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -2649,4 +2669,180 @@ ngx_http_reverse_mcp_ep_add_header(ngx_http_request_t *r, const char *key,
     h->value = *value;
 
     return NGX_OK;
+}
+
+
+/*
+ * GET: the session's stream of server-initiated messages.  It carries
+ * notifications/tools/list_changed whenever the agent's tool set changes
+ * (a server connects, leaves or re-lists, in any worker: the agent's
+ * generation in the shared zone moves), and an SSE comment every
+ * NGX_HTTP_REVERSE_MCP_EP_KEEPALIVE seconds.  It ends when the session
+ * ends (DELETE, expiry) or the worker shuts down; its timer is not
+ * cancelable, so a draining worker closes the stream instead of dropping
+ * it.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_listen(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx)
+{
+    ngx_int_t            rc;
+    ngx_table_elt_t     *h;
+    ngx_pool_cleanup_t  *cln;
+
+    ngx_http_reverse_mcp_ep_accept(r, ctx);
+
+    if (!ctx->accept_sse) {
+        return ngx_http_reverse_mcp_ep_error(r, ctx,
+                                 NGX_HTTP_REVERSE_MCP_NOT_ACCEPTABLE,
+                                 NGX_HTTP_REVERSE_MCP_BAD_REQUEST,
+                                 "Not Acceptable: Client must accept "
+                                 "text/event-stream");
+    }
+
+    h = ngx_http_reverse_mcp_ep_header(r, "Mcp-Session-Id", 14);
+
+    if (h == NULL) {
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                 NGX_HTTP_REVERSE_MCP_BAD_REQUEST,
+                                 "Bad Request: Mcp-Session-Id header is "
+                                 "required");
+    }
+
+    ctx->session = h->value;
+
+    if (ngx_http_reverse_mcp_session_touch(ctx->zone, &ctx->session,
+                                           &ctx->agent, NULL)
+        != NGX_OK)
+    {
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_NOT_FOUND,
+                                             NGX_HTTP_REVERSE_MCP_NO_SESSION,
+                                             "Session not found");
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_reverse_mcp_ep_listen_cleanup;
+    cln->data = ctx;
+
+    ctx->listen_gen = ngx_http_reverse_mcp_registry_generation(ctx->zone,
+                                                               &ctx->agent);
+    ctx->listen_write = ngx_time();
+
+    ctx->listen_ev.handler = ngx_http_reverse_mcp_ep_listen_handler;
+    ctx->listen_ev.data = ctx;
+    ctx->listen_ev.log = r->connection->log;
+
+    rc = ngx_http_reverse_mcp_ep_sse_open(r, ctx);
+
+    if (rc != NGX_OK) {
+        return rc == NGX_ERROR ? NGX_HTTP_INTERNAL_SERVER_ERROR : rc;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "reverse_mcp: GET stream of session %V", &ctx->session);
+
+    /* a client that goes away ends the stream */
+    r->read_event_handler = ngx_http_test_reading;
+
+    ngx_add_timer(&ctx->listen_ev, NGX_HTTP_REVERSE_MCP_EP_LISTEN);
+
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_reverse_mcp_ep_listen_handler(ngx_event_t *ev)
+{
+    ngx_http_reverse_mcp_ep_ctx_t  *ctx = ev->data;
+
+    ngx_int_t            rc;
+    ngx_str_t            json;
+    ngx_buf_t           *b;
+    ngx_uint_t           gen;
+    ngx_chain_t          out;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    static u_char  changed[] =
+        "{\"jsonrpc\":\"2.0\","
+        "\"method\":\"notifications/tools/list_changed\"}";
+
+    r = ctx->request;
+    c = r->connection;
+
+    if (ngx_exiting || ngx_terminate
+        || ngx_http_reverse_mcp_session_touch(ctx->zone, &ctx->session,
+                                              &ctx->agent, NULL)
+           != NGX_OK)
+    {
+        /* the session or the worker ends: so does the stream */
+        rc = ngx_http_send_special(r, NGX_HTTP_LAST);
+        ngx_http_finalize_request(r, rc == NGX_ERROR ? NGX_ERROR : NGX_OK);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    gen = ngx_http_reverse_mcp_registry_generation(ctx->zone, &ctx->agent);
+    rc = NGX_OK;
+
+    if (gen != ctx->listen_gen) {
+        ctx->listen_gen = gen;
+        ctx->listen_write = ngx_time();
+
+        json.data = changed;
+        json.len = sizeof(changed) - 1;
+
+        rc = ngx_http_reverse_mcp_ep_sse_event(r, ctx, &json, 0);
+
+    } else if (ngx_time() - ctx->listen_write
+               >= NGX_HTTP_REVERSE_MCP_EP_KEEPALIVE)
+    {
+        ctx->listen_write = ngx_time();
+
+        b = ngx_calloc_buf(r->pool);
+        if (b == NULL) {
+            rc = NGX_ERROR;
+
+        } else {
+            ngx_str_set(&json, ": keepalive\n\n");
+            b->pos = json.data;
+            b->last = json.data + json.len;
+            b->memory = 1;
+            b->flush = 1;
+
+            out.buf = b;
+            out.next = NULL;
+
+            rc = ngx_http_output_filter(r, &out);
+
+            if (rc != NGX_ERROR) {
+                rc = ngx_http_reverse_mcp_ep_pending(r);
+            }
+        }
+    }
+
+    if (rc == NGX_ERROR) {
+        ngx_http_finalize_request(r, NGX_ERROR);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    ngx_add_timer(ev, NGX_HTTP_REVERSE_MCP_EP_LISTEN);
+}
+
+
+static void
+ngx_http_reverse_mcp_ep_listen_cleanup(void *data)
+{
+    ngx_http_reverse_mcp_ep_ctx_t  *ctx = data;
+
+    if (ctx->listen_ev.timer_set) {
+        ngx_del_timer(&ctx->listen_ev);
+    }
 }

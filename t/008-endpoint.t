@@ -393,11 +393,12 @@ is($r->{json}{id}, 24, 'Content-Type with a charset: fine');
 $r = mcp(session => $sid, raw => '{"x":"' . ('a' x 3000) . '"}');
 is($r->{status}, 413, 'client_max_body_size: 413');
 
-$r = mcp(method => 'GET', session => $sid);
-is($r->{status}, 405, 'GET: 405 (no server-initiated stream yet)');
-is($r->{headers}{allow}, 'POST, DELETE', 'Allow: POST, DELETE');
+$r = mcp(method => 'GET', session => $sid,
+         headers => [Accept => 'application/json']);
+is($r->{status}, 406, 'GET accepting only JSON: 406');
 $r = mcp(method => 'PUT', session => $sid, raw => '{}');
 is($r->{status}, 405, 'PUT: 405');
+is($r->{headers}{allow}, 'GET, POST, DELETE', 'Allow: GET, POST, DELETE');
 
 $r = mcp(method => 'DELETE');
 is($r->{status}, 400, 'DELETE without a session: 400');
@@ -1087,6 +1088,73 @@ for my $run (1 .. 2) {
 }
 kill 'TERM', $demo;
 ok(defined node_wait($demo, 5), 'the demo server stopped');
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 13: GET stream: list_changed when servers come and go (any worker); it ends with the session
+--- http_config
+reverse_mcp_zone rmcp:1m;
+reverse_mcp_agent a1 { server s1 token=t; server s2 token=t; }
+--- config
+location /ws { reverse_mcp_connector a1; }
+location = /status { reverse_mcp_status; }
+location /mcp { reverse_mcp_endpoint a1; }
+--- test_code
+my @sse = (headers => [Accept => 'text/event-stream']);
+my $r = mcp(msg => req(1, 'initialize',
+                       { protocolVersion => '2025-06-18', capabilities => {},
+                         clientInfo => { name => 't', version => '1' } }));
+my $sid = $r->{headers}{'mcp-session-id'};
+ok($sid, 'a session');
+
+$r = mcp(method => 'GET', @sse);
+is($r->{status}, 400, 'GET without a session: 400');
+$r = mcp(method => 'GET', session => 'f' x 32, @sse);
+is($r->{status}, 404, 'GET with an unknown session: 404');
+
+my $changes = sub { my @m = $_[0] =~ /notifications\/tools\/list_changed/g;
+                    scalar @m };
+my @g = map { mcp_start(method => 'GET', session => $sid, @sse) } 1 .. 2;
+for my $g (@g) {
+    ok(mcp_poll($g, 5, sub { $_[0] =~ /\r\n\r\n/ }), 'GET: headers arrive');
+    like($g->{buf}, qr{^HTTP/1.1 200 }, 'GET: 200');
+    like($g->{buf}, qr{\r\nContent-Type: text/event-stream\r\n}i,
+         'GET: text/event-stream');
+    is($changes->($g->{buf}), 0, 'no notification yet');
+}
+
+# servers connect (the kernel spreads them over both workers) and leave:
+# every stream hears of each change, whichever worker holds it
+my @s;
+for my $name (qw(s1 s2)) {
+    my $s = Test::Nginx::ReverseMCP->new(port => $ServerPort, name => $name,
+                                         token => 't');
+    $s->connect;
+    ok($s->handshake(5), "$name registered");
+    push @s, $s;
+    for my $g (@g) {
+        ok(mcp_poll($g, 5, sub { $changes->($_[0]) >= @s }),
+           "list_changed after $name registered");
+    }
+}
+
+$_->close(1000) for @s;
+$_->pump(0.2) for @s;
+for my $g (@g) {
+    ok(mcp_poll($g, 5, sub { $changes->($_[0]) >= 3 }),
+       'list_changed after the servers left');
+    like($g->{buf}, qr/event: message\r?\ndata: \{"jsonrpc":"2.0","method":"notifications\/tools\/list_changed"\}/,
+         'the notification is a JSON-RPC message in an SSE event');
+}
+
+$r = mcp(method => 'DELETE', session => $sid);
+is($r->{status}, 204, 'DELETE the session');
+for my $g (@g) {
+    ok(mcp_poll($g, 5), 'the stream ends with its session');
+}
 --- no_error_log
 [alert]
 [crit]
