@@ -85,6 +85,14 @@ typedef struct {
     unsigned                              cancelled:1;
     unsigned                              failed:1;
 
+    /* for the access log variables */
+    ngx_str_t                             method;
+    ngx_str_t                             call_server;
+    const char                           *outcome;
+    ngx_msec_t                            call_start;
+    ngx_msec_t                            call_time;
+    unsigned                              call_timed:1;
+
     /* a GET stream: server-initiated notifications */
     ngx_event_t                           listen_ev;
     ngx_uint_t                            listen_gen;
@@ -1048,6 +1056,8 @@ ngx_http_reverse_mcp_ep_process(ngx_http_request_t *r,
                                  "Invalid Request: no \"method\"");
     }
 
+    ctx->method = method;
+
     params = ngx_http_reverse_mcp_json_get(msg, "params");
 
     if (params && !YAJL_IS_OBJECT(params)) {
@@ -1743,7 +1753,12 @@ ngx_http_reverse_mcp_ep_tools_call(ngx_http_request_t *r,
 
     ctx->tool = name;
 
+    ngx_str_null(&server);
+    ngx_str_null(&tool);
+
     rc = ngx_http_reverse_mcp_ep_route(r, ctx, &name, &server, &tool);
+
+    ctx->call_server = server;
 
     if (rc == NGX_DECLINED) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -1833,6 +1848,7 @@ ngx_http_reverse_mcp_ep_tools_call(ngx_http_request_t *r,
     }
 
     ctx->active = 1;
+    ctx->call_start = ngx_current_msec;
 
     ngx_log_debug4(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "reverse_mcp: endpoint call %V -> %V/%V (sse: %ui)",
@@ -2112,6 +2128,9 @@ ngx_http_reverse_mcp_ep_done(ngx_http_reverse_mcp_call_t *call,
         return;
     }
 
+    ctx->call_time = ngx_current_msec - ctx->call_start;
+    ctx->call_timed = 1;
+
     ngx_http_reverse_mcp_ep_stop(ctx, 0);
 
     ctx->is_error = is_error;
@@ -2156,6 +2175,7 @@ ngx_http_reverse_mcp_ep_done_handler(ngx_event_t *ev)
     }
 
     if (ctx->failed) {
+        ctx->outcome = "failed";
         ngx_http_finalize_request(r, ctx->header_sent
                                      ? NGX_ERROR
                                      : NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -2164,6 +2184,8 @@ ngx_http_reverse_mcp_ep_done_handler(ngx_event_t *ev)
     }
 
     if (ctx->cancelled) {
+        ctx->outcome = "cancelled";
+
         /* cancelled requests get no response (MCP cancellation) */
         if (ctx->header_sent) {
             rc = ngx_http_send_special(r, NGX_HTTP_LAST);
@@ -2392,6 +2414,8 @@ ngx_http_reverse_mcp_ep_reply(ngx_http_request_t *r,
     ngx_int_t   rc;
     ngx_str_t   body;
 
+    ctx->outcome = is_error ? "error" : "ok";
+
     body.len = sizeof("{\"jsonrpc\":\"2.0\",\"id\":,\"result\":}") - 1
                + ctx->id.len + value->len;
 
@@ -2430,6 +2454,8 @@ ngx_http_reverse_mcp_ep_error(ngx_http_request_t *r,
     u_char     msg[NGX_HTTP_REVERSE_MCP_EP_MSG_MAX], *p;
     va_list    args;
     ngx_str_t  text, value, body;
+
+    ctx->outcome = "error";
 
     va_start(args, fmt);
     p = ngx_vslprintf(msg, msg + sizeof(msg), fmt, args);
@@ -2845,4 +2871,138 @@ ngx_http_reverse_mcp_ep_listen_cleanup(void *data)
     if (ctx->listen_ev.timer_set) {
         ngx_del_timer(&ctx->listen_ev);
     }
+}
+
+
+/* access log variables */
+
+
+typedef enum {
+    ngx_http_reverse_mcp_var_agent = 0,
+    ngx_http_reverse_mcp_var_server,
+    ngx_http_reverse_mcp_var_tool,
+    ngx_http_reverse_mcp_var_method,
+    ngx_http_reverse_mcp_var_outcome,
+    ngx_http_reverse_mcp_var_call_time,
+    ngx_http_reverse_mcp_var_owner_pid
+} ngx_http_reverse_mcp_var_e;
+
+
+static ngx_int_t
+ngx_http_reverse_mcp_ep_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                           *p;
+    ngx_str_t                         s;
+    ngx_http_reverse_mcp_ep_ctx_t    *ctx;
+    ngx_http_reverse_mcp_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_reverse_mcp_module);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_reverse_mcp_module);
+
+    /* only the endpoint's requests carry an endpoint context */
+    if (lcf->endpoint == NULL || ctx == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    ngx_str_null(&s);
+
+    switch (data) {
+
+    case ngx_http_reverse_mcp_var_agent:
+        s = ctx->agent;
+        break;
+
+    case ngx_http_reverse_mcp_var_server:
+        s = ctx->call_server.len ? ctx->call_server : ctx->server;
+        break;
+
+    case ngx_http_reverse_mcp_var_tool:
+        s = ctx->tool;
+        break;
+
+    case ngx_http_reverse_mcp_var_method:
+        s = ctx->method;
+        break;
+
+    case ngx_http_reverse_mcp_var_outcome:
+        if (ctx->outcome) {
+            s.data = (u_char *) ctx->outcome;
+            s.len = ngx_strlen(ctx->outcome);
+        }
+        break;
+
+    case ngx_http_reverse_mcp_var_call_time:
+        if (!ctx->call_timed) {
+            break;
+        }
+
+        p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN + 4);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        s.data = p;
+        s.len = ngx_sprintf(p, "%T.%03M", (time_t) ctx->call_time / 1000,
+                            ctx->call_time % 1000) - p;
+        break;
+
+    default: /* owner pid */
+        if (ctx->call.owner_pid == 0) {
+            break;
+        }
+
+        p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        s.data = p;
+        s.len = ngx_sprintf(p, "%P", ctx->call.owner_pid) - p;
+        break;
+    }
+
+    if (s.len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = s.len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = s.data;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_reverse_mcp_endpoint_variables(ngx_conf_t *cf)
+{
+    ngx_uint_t            i;
+    ngx_http_variable_t  *var;
+
+    static ngx_str_t  names[] = {
+        ngx_string("reverse_mcp_agent"),
+        ngx_string("reverse_mcp_server"),
+        ngx_string("reverse_mcp_tool"),
+        ngx_string("reverse_mcp_method"),
+        ngx_string("reverse_mcp_outcome"),
+        ngx_string("reverse_mcp_call_time"),
+        ngx_string("reverse_mcp_owner_pid")
+    };
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        var = ngx_http_add_variable(cf, &names[i], NGX_HTTP_VAR_NOCACHEABLE);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = ngx_http_reverse_mcp_ep_variable;
+        var->data = i;
+    }
+
+    return NGX_OK;
 }

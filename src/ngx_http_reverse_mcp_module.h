@@ -105,6 +105,7 @@ void ngx_http_reverse_mcp_connector_cancel(ngx_http_reverse_mcp_call_t *call,
 
 /* ngx_http_reverse_mcp_endpoint.c */
 ngx_int_t ngx_http_reverse_mcp_endpoint_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_reverse_mcp_endpoint_variables(ngx_conf_t *cf);
 
 /* ngx_http_reverse_mcp_mailbox.c */
 ngx_int_t ngx_http_reverse_mcp_mailbox_init(ngx_cycle_t *cycle);

@@ -1158,3 +1158,50 @@ for my $g (@g) {
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 14: access log variables; a call that crossed workers shows its owner pid
+--- http_config
+reverse_mcp_zone rmcp:1m;
+reverse_mcp_agent a1 { server s1 token=t; }
+log_format rmcp '$pid $reverse_mcp_owner_pid $reverse_mcp_agent '
+                '$reverse_mcp_server $reverse_mcp_tool $reverse_mcp_method '
+                '$reverse_mcp_outcome $reverse_mcp_call_time $status';
+--- config
+location /ws { reverse_mcp_connector a1; }
+location = /status { reverse_mcp_status; }
+location /mcp {
+    reverse_mcp_endpoint a1;
+    access_log $TEST_NGINX_SERVROOT/logs/mcp.log rmcp;
+}
+--- test_code
+my $s1 = up(name => 's1', tools => [ tool('echo') ]);
+my $sid = session();
+my $owner = status_json()->{agents}[0]{servers}[0]{owner_pid};
+
+# requests land on either worker: repeat until one crossed
+my $crossed;
+for my $i (1 .. 30) {
+    my $r = mcp(session => $sid, servers => [ $s1 ],
+                msg => req($i, 'tools/call',
+                           { name => 's1__echo', arguments => { text => "x$i" } }));
+    is($r->{json}{result}{content}[0]{text}, "x$i", "call $i answered");
+    my $log = do { local (@ARGV, $/) = ("$servroot/logs/mcp.log"); <> } // '';
+    while ($log =~ /^(\d+) $owner a1 s1 s1__echo tools\/call ok \d+\.\d{3} 200$/mg) {
+        $crossed = $1 if $1 != $owner;
+    }
+    last if $crossed;
+}
+ok($crossed, "a call handled by worker $crossed reached server s1 in worker $owner");
+
+my $r = mcp(session => $sid, msg => req(99, 'tools/call', { name => 's9__x' }));
+my $log = do { local (@ARGV, $/) = ("$servroot/logs/mcp.log"); <> };
+like($log, qr{^\d+ - a1 - s9__x tools/call error - 200$}m,
+     'a call to a server that is not connected: outcome error, no owner');
+mcp(session => $sid, msg => req(100, 'ping'));
+$log = do { local (@ARGV, $/) = ("$servroot/logs/mcp.log"); <> };
+like($log, qr{^\d+ - a1 - - ping ok - 200$}m, 'ping: method and outcome');
+--- no_error_log
+[alert]
+[crit]
