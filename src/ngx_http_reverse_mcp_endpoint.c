@@ -32,6 +32,9 @@
 #include "ngx_http_reverse_mcp_call.h"
 #include "ngx_http_reverse_mcp_session.h"
 
+#include <openssl/sha.h>
+#include <openssl/crypto.h>
+
 
 #define NGX_HTTP_REVERSE_MCP_EP_LATEST     "2025-11-25"
 #define NGX_HTTP_REVERSE_MCP_EP_SUPPORTED  \
@@ -155,6 +158,8 @@ static ngx_uint_t ngx_http_reverse_mcp_ep_cancel_local(ngx_str_t *session,
     ngx_str_t *request_id);
 static void ngx_http_reverse_mcp_ep_poll_handler(ngx_event_t *ev);
 static void ngx_http_reverse_mcp_ep_writer(ngx_http_request_t *r);
+static ngx_int_t ngx_http_reverse_mcp_ep_token_ok(ngx_http_request_t *r,
+    ngx_array_t *tokens, const char **reason);
 static ngx_int_t ngx_http_reverse_mcp_ep_listen(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_ctx_t *ctx);
 static void ngx_http_reverse_mcp_ep_listen_handler(ngx_event_t *ev);
@@ -215,6 +220,7 @@ ngx_http_reverse_mcp_endpoint_handler(ngx_http_request_t *r)
 {
     ngx_int_t                          rc;
     ngx_str_t                          allow;
+    const char                        *reason;
     ngx_table_elt_t                   *h;
     ngx_http_reverse_mcp_ep_ctx_t     *ctx;
     ngx_http_reverse_mcp_loc_conf_t   *lcf;
@@ -239,6 +245,30 @@ ngx_http_reverse_mcp_endpoint_handler(ngx_http_request_t *r)
           & (NGX_HTTP_POST|NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_DELETE)))
     {
         goto not_allowed;
+    }
+
+    if (lcf->endpoint_tokens
+        && ngx_http_reverse_mcp_ep_token_ok(r, lcf->endpoint_tokens, &reason)
+           != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "reverse_mcp: endpoint refused the caller: %s", reason);
+
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_str_set(&allow, "Bearer realm=\"reverse-mcp\"");
+
+        if (ngx_http_reverse_mcp_ep_add_header(r, "WWW-Authenticate", &allow)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_UNAUTHORIZED,
+                                             NGX_HTTP_REVERSE_MCP_BAD_REQUEST,
+                                             "Unauthorized: %s", reason);
     }
 
     if (ngx_http_complex_value(r, lcf->endpoint, &ctx->agent) != NGX_OK) {
@@ -3002,6 +3032,60 @@ ngx_http_reverse_mcp_endpoint_variables(ngx_conf_t *cf)
 
         var->get_handler = ngx_http_reverse_mcp_ep_variable;
         var->data = i;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * reverse_mcp_endpoint_token: the caller's "Authorization: Bearer" must be
+ * one of the configured tokens (SHA-256 digests, compared in constant time
+ * against every one).  The header is never forwarded anywhere.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_token_ok(ngx_http_request_t *r, ngx_array_t *tokens,
+    const char **reason)
+{
+    u_char           digest[32], *d;
+    ngx_str_t        token;
+    ngx_uint_t       i, match;
+    ngx_table_elt_t *h;
+
+    h = r->headers_in.authorization;
+
+    if (h == NULL) {
+        *reason = "no Authorization header";
+        return NGX_DECLINED;
+    }
+
+    if (h->value.len < 8
+        || ngx_strncasecmp(h->value.data, (u_char *) "Bearer ", 7) != 0)
+    {
+        *reason = "the Authorization header is not \"Bearer <token>\"";
+        return NGX_DECLINED;
+    }
+
+    token.data = h->value.data + 7;
+    token.len = h->value.len - 7;
+
+    while (token.len && token.data[0] == ' ') {
+        token.data++;
+        token.len--;
+    }
+
+    (void) SHA256(token.data, token.len, digest);
+
+    d = tokens->elts;
+    match = 0;
+
+    for (i = 0; i < tokens->nelts; i++) {
+        match |= (CRYPTO_memcmp(digest, d + 32 * i, 32) == 0);
+    }
+
+    if (!match) {
+        *reason = "wrong token";
+        return NGX_DECLINED;
     }
 
     return NGX_OK;

@@ -49,6 +49,8 @@ static char *ngx_http_reverse_mcp_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_reverse_mcp_endpoint(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_reverse_mcp_endpoint_token(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_reverse_mcp_msec_min(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_reverse_mcp_size_min(ngx_conf_t *cf, void *post,
@@ -123,6 +125,13 @@ static ngx_command_t  ngx_http_reverse_mcp_commands[] = {
     { ngx_string("reverse_mcp_endpoint"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_reverse_mcp_endpoint,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("reverse_mcp_endpoint_token"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_reverse_mcp_endpoint_token,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -324,6 +333,7 @@ ngx_http_reverse_mcp_create_loc_conf(ngx_conf_t *cf)
     lcf->max_message = NGX_CONF_UNSET_SIZE;
     lcf->send_queue = NGX_CONF_UNSET_SIZE;
     lcf->session_timeout = NGX_CONF_UNSET_MSEC;
+    lcf->endpoint_tokens = NGX_CONF_UNSET_PTR;
     lcf->force_mailbox = NGX_CONF_UNSET;
     lcf->allowed_origins = NGX_CONF_UNSET_PTR;
     lcf->page_size = NGX_CONF_UNSET;
@@ -365,6 +375,8 @@ ngx_http_reverse_mcp_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->session_timeout, prev->session_timeout,
                               3600000);
     ngx_conf_merge_value(conf->force_mailbox, prev->force_mailbox, 0);
+    ngx_conf_merge_ptr_value(conf->endpoint_tokens, prev->endpoint_tokens,
+                             NULL);
     ngx_conf_merge_ptr_value(conf->allowed_origins, prev->allowed_origins,
                              NULL);
     ngx_conf_merge_value(conf->page_size, prev->page_size, 1000);
@@ -854,7 +866,8 @@ static char *
 ngx_http_reverse_mcp_server_line(ngx_conf_t *cf,
     ngx_http_reverse_mcp_agent_conf_t *acf)
 {
-    ngx_str_t                           *value, s;
+    ngx_int_t                            rc;
+    ngx_str_t                           *value, what;
     ngx_uint_t                           i, have_token;
     ngx_http_reverse_mcp_server_conf_t  *scf;
 
@@ -890,53 +903,26 @@ ngx_http_reverse_mcp_server_line(ngx_conf_t *cf,
     ngx_memzero(scf, sizeof(ngx_http_reverse_mcp_server_conf_t));
     scf->name = value[1];
 
+    what.data = ngx_pnalloc(cf->pool, value[1].len + sizeof("server \"\""));
+    if (what.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    what.len = ngx_sprintf(what.data, "server \"%V\"", &value[1])
+               - what.data;
+
     have_token = 0;
 
     for (i = 2; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "token=", 6) == 0) {
-            s.data = value[i].data + 6;
-            s.len = value[i].len - 6;
+        rc = ngx_http_reverse_mcp_parse_token(cf, &value[i], &what,
+                                              scf->token_sha256);
 
-            if (s.len == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "empty token for server \"%V\"",
-                                   &scf->name);
-                return NGX_CONF_ERROR;
-            }
-
-            (void) SHA256(s.data, s.len, scf->token_sha256);
-            have_token++;
-            continue;
+        if (rc == NGX_ERROR) {
+            return NGX_CONF_ERROR;
         }
 
-        if (ngx_strncmp(value[i].data, "token_file=", 11) == 0) {
-            s.data = value[i].data + 11;
-            s.len = value[i].len - 11;
-
-            if (ngx_http_reverse_mcp_token_file(cf, &s, scf->token_sha256)
-                != NGX_CONF_OK)
-            {
-                return NGX_CONF_ERROR;
-            }
-
-            have_token++;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "token_sha256=", 13) == 0) {
-            s.data = value[i].data + 13;
-            s.len = value[i].len - 13;
-
-            if (ngx_http_reverse_mcp_hex_digest(&s, scf->token_sha256)
-                != NGX_OK)
-            {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid token_sha256 for server \"%V\": "
-                                   "64 hex digits are required", &scf->name);
-                return NGX_CONF_ERROR;
-            }
-
+        if (rc == NGX_OK) {
             have_token++;
             continue;
         }
@@ -970,6 +956,57 @@ ngx_http_reverse_mcp_server_line(ngx_conf_t *cf,
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * One "token=", "token_file=" or "token_sha256=" parameter into a SHA-256
+ * digest: NGX_OK, NGX_DECLINED (not a token parameter), NGX_ERROR (logged,
+ * naming what: a server or the endpoint).
+ */
+ngx_int_t
+ngx_http_reverse_mcp_parse_token(ngx_conf_t *cf, ngx_str_t *param,
+    ngx_str_t *what, u_char *digest)
+{
+    ngx_str_t  s;
+
+    if (ngx_strncmp(param->data, "token=", 6) == 0) {
+        s.data = param->data + 6;
+        s.len = param->len - 6;
+
+        if (s.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "empty token for %V",
+                               what);
+            return NGX_ERROR;
+        }
+
+        (void) SHA256(s.data, s.len, digest);
+        return NGX_OK;
+    }
+
+    if (ngx_strncmp(param->data, "token_file=", 11) == 0) {
+        s.data = param->data + 11;
+        s.len = param->len - 11;
+
+        return ngx_http_reverse_mcp_token_file(cf, &s, digest) == NGX_CONF_OK
+               ? NGX_OK : NGX_ERROR;
+    }
+
+    if (ngx_strncmp(param->data, "token_sha256=", 13) == 0) {
+        s.data = param->data + 13;
+        s.len = param->len - 13;
+
+        if (ngx_http_reverse_mcp_hex_digest(&s, digest) != NGX_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid token_sha256 for %V: 64 hex digits "
+                               "are required", what);
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
 }
 
 
@@ -1189,6 +1226,44 @@ ngx_http_reverse_mcp_endpoint(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 /* the master (still root) prepares the mailbox directory for workers */
+/* reverse_mcp_endpoint_token token=...|token_file=...|token_sha256=...; */
+static char *
+ngx_http_reverse_mcp_endpoint_token(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_reverse_mcp_loc_conf_t  *lcf = conf;
+
+    u_char     *digest;
+    ngx_int_t   rc;
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    if (lcf->endpoint_tokens == NGX_CONF_UNSET_PTR) {
+        lcf->endpoint_tokens = ngx_array_create(cf->pool, 2, 32);
+        if (lcf->endpoint_tokens == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    digest = ngx_array_push(lcf->endpoint_tokens);
+    if (digest == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    rc = ngx_http_reverse_mcp_parse_token(cf, &value[1], &cmd->name, digest);
+
+    if (rc == NGX_DECLINED) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\": expected token=, "
+                           "token_file= or token_sha256=", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    return rc == NGX_OK ? NGX_CONF_OK : NGX_CONF_ERROR;
+}
+
+
 static ngx_int_t
 ngx_http_reverse_mcp_init_module(ngx_cycle_t *cycle)
 {

@@ -72,6 +72,7 @@ typedef struct {
     ngx_str_t                  tool_separator;
     ngx_msec_t                 session_timeout;
     ngx_flag_t                 force_mailbox;
+    ngx_array_t               *endpoint_tokens;  /* SHA-256 digests */
     ngx_array_t               *allowed_origins; /* ngx_str_t; NULL: none */
     ngx_int_t                  page_size;       /* tools/list page */
     ngx_int_t                  max_sessions;    /* per agent */
@@ -87,6 +88,8 @@ ngx_http_reverse_mcp_agent_conf_t *ngx_http_reverse_mcp_find_agent(
 ngx_http_reverse_mcp_server_conf_t *ngx_http_reverse_mcp_find_server(
     ngx_http_reverse_mcp_agent_conf_t *acf, ngx_str_t *name);
 ngx_int_t ngx_http_reverse_mcp_name_valid(ngx_str_t *name);
+ngx_int_t ngx_http_reverse_mcp_parse_token(ngx_conf_t *cf, ngx_str_t *param,
+    ngx_str_t *what, u_char *digest);
 
 /* ngx_http_reverse_mcp_connector.c */
 ngx_int_t ngx_http_reverse_mcp_connector_handler(ngx_http_request_t *r);

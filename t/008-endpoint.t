@@ -1205,3 +1205,58 @@ like($log, qr{^\d+ - a1 - - ping ok - 200$}m, 'ping: method and outcome');
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 15: reverse_mcp_endpoint_token: callers need a Bearer token of the list
+--- http_config
+reverse_mcp_zone rmcp:1m;
+reverse_mcp_agent a1 { server s1 token=t; }
+--- config
+location /ws { reverse_mcp_connector a1; }
+location /mcp {
+    reverse_mcp_endpoint a1;
+    reverse_mcp_endpoint_token token=first-token;
+    reverse_mcp_endpoint_token token_sha256=7a35833597e6687c599a0988b7a53b9b6a7ec18b88ca2a8e60f3265c8be6d527;
+}
+--- test_code
+my %init = (protocolVersion => '2025-06-18', capabilities => {},
+            clientInfo => { name => 't', version => '1' });
+my $r = mcp(msg => req(1, 'initialize', \%init));
+is($r->{status}, 401, 'no token: 401');
+is($r->{headers}{'www-authenticate'}, 'Bearer realm="reverse-mcp"',
+   'WWW-Authenticate: Bearer');
+like($r->{json}{error}{message}, qr/no Authorization header/,
+     'the JSON-RPC error says why');
+$r = mcp(msg => req(1, 'initialize', \%init),
+         headers => [Authorization => 'Bearer nope']);
+is($r->{status}, 401, 'wrong token: 401');
+$r = mcp(msg => req(1, 'initialize', \%init),
+         headers => [Authorization => 'Basic Zmlyc3QtdG9rZW4=']);
+is($r->{status}, 401, 'Basic: 401');
+$r = mcp(msg => req(1, 'initialize', \%init),
+         headers => [Authorization => 'Bearer first-token']);
+is($r->{status}, 200, 'a literal token: 200');
+ok($r->{headers}{'mcp-session-id'}, '... and a session');
+$r = mcp(msg => req(2, 'initialize', \%init),
+         headers => [Authorization => 'bearer second-token']);
+is($r->{status}, 200, 'a hashed token (scheme in any case): 200');
+--- error_log
+endpoint refused the caller: wrong token
+--- no_error_log
+first-token
+second-token
+[alert]
+
+
+
+=== TEST 16: reverse_mcp_endpoint_token: a bad parameter
+--- http_config
+reverse_mcp_zone rmcp:1m;
+--- config
+location /mcp {
+    reverse_mcp_endpoint_token secret;
+}
+--- must_die
+--- error_log
+invalid parameter "secret": expected token=, token_file= or token_sha256=
