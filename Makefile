@@ -20,7 +20,13 @@ APT_PKGS := nginx-core nginx-dev libyajl-dev libssl-dev libcurl4-openssl-dev \
 
 SRCS := $(wildcard src/*.c src/*.h) config
 
-.PHONY: all deps build run test unit fuzz certs clean
+# reverse-mcp-bridge: bridge/*.c plus the frame codec shared with the module
+BRIDGE       := $(BUILD)/reverse-mcp-bridge
+BRIDGE_SRCS  := $(wildcard bridge/*.c) src/ngx_http_reverse_mcp_ws_codec.c
+BRIDGE_DEPS  := $(BRIDGE_SRCS) $(wildcard bridge/*.h) \
+                src/ngx_http_reverse_mcp_ws_codec.h
+
+.PHONY: all deps build bridge run test unit fuzz certs clean
 
 all: build
 
@@ -54,6 +60,14 @@ $(MODULE): $(BUILD)/Makefile $(SRCS)
 
 build: deps $(MODULE)
 
+bridge: deps $(BRIDGE)
+
+$(BRIDGE): $(BRIDGE_DEPS)
+	@mkdir -p $(BUILD)
+	gcc -O2 -g -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE \
+	    -D_FORTIFY_SOURCE=2 -fstack-protector-strong -Isrc -Ibridge \
+	    -o $@ $(BRIDGE_SRCS) -lssl -lcrypto
+
 certs: $(BUILD)/certs/server.crt
 
 $(BUILD)/certs/server.crt:
@@ -68,18 +82,18 @@ $(BUILD)/certs/server.crt:
 	    -extfile $(BUILD)/certs/san.ext -out $(BUILD)/certs/server.crt 2>/dev/null
 
 # The quickstart: nginx in the foreground with conf-examples/quickstart.conf,
-# and the demo reverse server (tools/) dialling in as "demo".
-# Prefix build/run: modules/ -> build, certs/ -> build/certs.
-run: build certs
+# and reverse-mcp-bridge serving the demo stdio MCP server (tools/) as
+# "demo".  Prefix build/run: modules/ -> build, certs/ -> build/certs.
+run: build bridge certs
 	@mkdir -p $(RUNDIR)/logs $(RUNDIR)/temp
 	@ln -sfn $(BUILD) $(RUNDIR)/modules
 	@ln -sfn $(BUILD)/certs $(RUNDIR)/certs
 	@cp conf-examples/*.conf conf-examples/*.token $(RUNDIR)/
 	$(NGINX) -p $(RUNDIR) -c quickstart.conf -t
 	@echo "gateway: connector ws://127.0.0.1:9090/ws, status http://127.0.0.1:8080/status"
-	@echo "demo reverse server: log in $(RUNDIR)/logs/demo.log"
-	@node tools/demo-reverse-server.mjs --url ws://127.0.0.1:9090/ws \
-	    --name demo --token demo-token --reconnect \
+	@echo "demo: reverse-mcp-bridge + tools/demo-stdio-server.mjs, log in $(RUNDIR)/logs/demo.log"
+	@REVERSE_MCP_TOKEN=demo-token $(BRIDGE) --url ws://127.0.0.1:9090/ws \
+	    --name demo --backoff-max 5s -- node tools/demo-stdio-server.mjs \
 	    > $(RUNDIR)/logs/demo.log 2>&1 & demo=$$!; \
 	trap 'kill $$demo 2>/dev/null' EXIT; \
 	$(NGINX) -p $(RUNDIR) -c quickstart.conf
@@ -90,8 +104,19 @@ unit:
 fuzz:
 	$(MAKE) -s -C test/unit fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-30}
 
-test: build unit
+test: build bridge unit
 	prove -j$(PROVE_JOBS) -I t/lib -r t/
+
+# Sanitizer runs of the whole t/ suite (test/sanitize/): nginx 1.22.1 and the
+# module built with clang + ASan + UBSan in build/asan/ (the source comes
+# through apt; nginx is built once, later runs rebuild only the module), or
+# Debian's nginx and the module under valgrind memcheck.
+.PHONY: test-asan test-valgrind
+test-asan: deps bridge
+	test/sanitize/run-asan.sh
+
+test-valgrind: build bridge
+	test/sanitize/run-valgrind.sh
 
 clean:
 	rm -rf $(BUILD) t/servroot*

@@ -178,13 +178,15 @@ sub disconnect {
 # closed, or $timeout expires.  Returns true iff $cond became true.
 sub pump_until {
     my ($self, $cond, $timeout) = @_;
-    my $deadline = time + ($timeout // $self->{timeout});
+    my $deadline = time + ($timeout // $self->{timeout})
+                          * Test::Nginx::WS::timeout_scale();
     while (1) {
         return 1 if $cond && $cond->();
         return 0 if $self->{closed} || !$self->{ws};
         my $left = $deadline - time;
         return 0 if $left <= 0;
-        $self->_receive($left);
+        # recv_message scales its timeout again: hand it the unscaled rest
+        $self->_receive($left / Test::Nginx::WS::timeout_scale());
     }
 }
 

@@ -44,7 +44,7 @@ our @EXPORT = qw(
 
     http_get http_request status_json error_log_since_start
     nginx_master_pid nginx_worker_pids nginx_reload wait_until
-    free_port cert_dir expect_worker_kill
+    free_port cert_dir expect_worker_kill timeout_scale
 
     note explain subtest done_testing BAIL_OUT
 
@@ -75,6 +75,23 @@ my %ExpectedKills;              # pids a block kills on purpose
 my $FatalLog = qr/exited on signal|open socket #\d+ left in connection
                   |\[alert\]\ \d+\#\d+:\ aborting/x;
 
+# Sanitizer builds of nginx (make test-asan, test/sanitize/): ASan, UBSan
+# and LSan write their reports to nginx's stderr, i.e. logs/stderr.log until
+# nginx has opened its error log, and the error log afterwards (nginx
+# dup2()s the error log onto fd 2).  A report in either fails the block.
+my $SanitizerLog = qr/ERROR:\ (?:Address|Leak)Sanitizer|runtime\ error:/x;
+
+# Valgrind mode (make test-valgrind): TEST_NGINX_USE_VALGRIND=1 runs nginx
+# (and nginx -t of must_die blocks) under memcheck, one log per process in
+# logs/valgrind.PID.log; an error in any of them fails the block.
+# TEST_NGINX_VALGRIND_OPTS adds options (e.g. --leak-check=full).
+my $UseValgrind = $ENV{TEST_NGINX_USE_VALGRIND};
+my $ValgrindErr = qr/ERROR\ SUMMARY:\ [1-9]
+    |^==\d+==\ (?:Invalid\ (?:read|write|free)|Mismatched\ free
+                |Conditional\ jump|Use\ of\ uninitialised|Syscall\ param
+                |Source\ and\ destination\ overlap|Jump\ to\ the\ invalid
+                |\S+\ bytes\ in\ \S+\ blocks\ are\ definitely\ lost)/mx;
+
 # Linux prctl(2) syscall numbers
 my %PrctlNr = (x86_64 => 157, aarch64 => 167, i386 => 172, i686 => 172);
 
@@ -100,6 +117,10 @@ sub _init () {
                               . '/../../../..');
     $NginxBinary = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
     $ServerAddr = '127.0.0.1';
+
+    # slow builds: harness waits and client timeouts are multiplied by
+    # TEST_NGINX_TIMEOUT_SCALE (see timeout_scale()); 10 under valgrind
+    $ENV{TEST_NGINX_TIMEOUT_SCALE} ||= 10 if $UseValgrind;
 
     if ($ENV{TEST_NGINX_PORT}) {        # fixed port for debugging
         $UsedPorts{ $ServerPort = $ENV{TEST_NGINX_PORT} } = 1;
@@ -221,9 +242,12 @@ package Test::Nginx::Socket;
 # small utilities
 # ------------------------------------------------------------------------
 
+# TEST_NGINX_TIMEOUT_SCALE (default 1): the factor for timing bounds
+sub timeout_scale () { Test::Nginx::WS::timeout_scale() }
+
 sub wait_until () {
     my ($cond, $timeout, $interval) = @_;
-    my $deadline = Time::HiRes::time() + ($timeout // 5);
+    my $deadline = Time::HiRes::time() + ($timeout // 5) * timeout_scale();
     while (1) {
         my $r = $cond->();
         return $r if $r;
@@ -526,15 +550,75 @@ sub nginx_worker_pids () {
         my $stat = _slurp("/proc/$pid/stat");
         next unless $stat =~ /\)\s+\S+\s+(\d+)/ && $1 == $master;
         my $cmd = _slurp("/proc/$pid/cmdline");
-        next unless $opt{all}
-            || ($cmd =~ /worker process/ && $cmd !~ /shutting down/);
+        if ($UseValgrind) {
+            # nginx's process titles do not reach /proc under valgrind: a
+            # worker that still holds a listening socket is an active one
+            # (a worker shutting down closes them first)
+            next unless $opt{all} || _holds_listen_socket($pid);
+        } else {
+            next unless $opt{all}
+                || ($cmd =~ /worker process/ && $cmd !~ /shutting down/);
+        }
         push @pids, $pid;
     }
     @pids = sort { $a <=> $b } @pids;
     return @pids;       # a count in scalar context
 }
 
+sub _holds_listen_socket () {
+    my ($pid) = @_;
+    my $mine = _pid_inodes($pid);
+    return grep { $mine->{$_} } map { @$_ } values %{ _listen_inodes() };
+}
+
 sub nginx_master_pid () { $Cur{pid} }
+
+# The nginx command line; under valgrind (TEST_NGINX_USE_VALGRIND) nginx
+# runs under memcheck with one log per process (workers are forked, so
+# they are traced anyway; --trace-children follows a binary upgrade).
+sub _nginx_cmd () {
+    my @cmd = ($NginxBinary, '-p', "$ServRoot/", '-c', 'conf/nginx.conf', @_);
+    return @cmd unless $UseValgrind;
+    my $supp = "$RepoRoot/test/sanitize/valgrind.supp";
+    return ('valgrind', '--tool=memcheck', '--error-exitcode=42',
+            '--leak-check=no', '--trace-children=yes', '--num-callers=30',
+            "--log-file=$ServRoot/logs/valgrind.%p.log",
+            (-f $supp ? "--suppressions=$supp" : ()),
+            split(' ', $ENV{TEST_NGINX_VALGRIND_OPTS} // ''), @cmd);
+}
+
+# Sanitizer and valgrind reports of this block's nginx: a list of
+# problems, each with the start of the report (error_log_since_start()
+# is the nginx -t output in must_die blocks).
+sub _memory_reports () {
+    my @problems;
+    for (['logs/error.log', error_log_since_start()],
+         ['logs/stderr.log', _slurp("$ServRoot/logs/stderr.log")]) {
+        my ($what, $text) = @$_;
+        next unless $text =~ $SanitizerLog;
+        my $at = rindex($text, "\n", $-[0]) + 1;
+        # nginx frees nothing when it refuses a configuration (main()
+        # returns with its init cycle's pool): in must_die blocks a leak
+        # report counts only when one of its stacks is in the module
+        next if defined $Cur{nginx_t_output}
+                && $text !~ /ERROR:\ AddressSanitizer|runtime\ error:/
+                && substr($text, $at) !~ /\bin\ ngx_http_reverse_mcp_\w+\ 
+                                          |reverse_mcp_module\.so\+/x;
+        # the report from its first line on (stack included), capped
+        my @l = split /\n/, substr($text, $at);
+        splice @l, 60 if @l > 60;
+        push @problems, "sanitizer report in $what:\n" . join "\n", @l;
+    }
+    for my $f (sort glob "$ServRoot/logs/valgrind.*.log") {
+        my $text = _slurp($f);
+        next unless $text =~ $ValgrindErr;
+        my @l = split /\n/, $text;
+        splice @l, 150 if @l > 150;
+        push @problems, "valgrind errors in logs/"
+            . File::Basename::basename($f) . ":\n" . join "\n", @l;
+    }
+    return @problems;
+}
 
 sub error_log_since_start () {
     return $Cur{nginx_t_output} if defined $Cur{nginx_t_output};
@@ -564,16 +648,17 @@ sub _start_nginx () {
         open STDOUT, '>>', "$ServRoot/logs/stderr.log";
         open STDERR, '>&', \*STDOUT;
         no warnings q(exec);
-        exec { $NginxBinary } $NginxBinary, '-p', "$ServRoot/",
-            '-c', 'conf/nginx.conf';
-        print STDERR "exec $NginxBinary: $!\n";
+        my @cmd = _nginx_cmd();
+        exec { $cmd[0] } @cmd;
+        print STDERR "exec $cmd[0]: $!\n";
         POSIX::_exit(127);
     }
     POSIX::setpgid($pid, $pid);
     $Cur{pid} = $pid;
 
     my @ports = _listen_ports($conf);
-    my $deadline = Time::HiRes::time() + 5;
+    my $startup = 5 * timeout_scale();
+    my $deadline = Time::HiRes::time() + $startup;
     while (1) {
         if (waitpid($pid, POSIX::WNOHANG()) == $pid) {
             my $st = $?;
@@ -592,7 +677,7 @@ sub _start_nginx () {
         if (Time::HiRes::time() >= $deadline) {
             return "nginx is not listening on port(s) @ports"
                    . ($o->{master} ? " with $o->{workers} worker(s)" : '')
-                   . ' after 5 s';
+                   . " after $startup s";
         }
         Time::HiRes::sleep(0.02);
     }
@@ -624,10 +709,13 @@ sub _stop_nginx () {
                                       : 'with status ' . ($? >> 8))
             if $?;
     } else {
-        my $st = _kill_wait($pid, 'QUIT', 5);
+        my $sc = timeout_scale();
+        my $st = _kill_wait($pid, 'QUIT', 5 * $sc);
         unless (defined $st) {
-            diag "nginx did not exit within 5 s of SIGQUIT; sending SIGTERM";
-            $st = _kill_wait($pid, 'TERM', 3) // _kill_wait($pid, 'KILL', 3);
+            diag "nginx did not exit within " . 5 * $sc
+                 . " s of SIGQUIT; sending SIGTERM";
+            $st = _kill_wait($pid, 'TERM', 3 * $sc)
+                  // _kill_wait($pid, 'KILL', 3);
         }
         push @problems, 'nginx master terminated on signal '
                         . POSIX::WTERMSIG($st)
@@ -649,7 +737,7 @@ sub nginx_reload () {
     my $master = $Cur{pid} or return 0;
     unless ($Cur{master}) {
         kill 'HUP', $master;
-        Time::HiRes::sleep(0.5);
+        Time::HiRes::sleep(0.5 * timeout_scale());
         return kill 0, $master;
     }
     my %old = map { $_ => 1 } nginx_worker_pids();
@@ -778,6 +866,7 @@ sub _run_block () {
                 && $ExpectedKills{$1};
         push @problems, "error log: $line";
     }
+    push @problems, _memory_reports();
     %ExpectedKills = ();
     if (@problems) {
         fail("$name - nginx ran and exited cleanly");
@@ -789,11 +878,14 @@ sub _run_block () {
 
 sub _run_must_die () {
     my ($block, $name) = @_;
-    my ($st, $out) = _run_cmd([ $NginxBinary, '-p', "$ServRoot/",
-                                '-c', 'conf/nginx.conf', '-t' ], 30);
+    my ($st, $out) = _run_cmd([ _nginx_cmd('-t') ], 30 * timeout_scale());
     %Cur = (nginx_t_output => $out
             . _slurp("$ServRoot/logs/error.log"));
     ok($st != 0, "$name - nginx -t fails") or diag($out);
+    if (my @reports = _memory_reports()) {     # nginx -t output included
+        fail("$name - nginx -t without memory errors");
+        diag(join "\n", @reports);
+    }
     _run_test_code($block, $name);
     _check_logs($block, $name, 0);
 }
@@ -900,7 +992,7 @@ sub _run_test_code () {
     my $code = _sec($block, 'test_code');
     return 0 unless defined $code;
 
-    my $timeout = _sec($block, 'test_code_timeout') || 60;
+    my $timeout = (_sec($block, 'test_code_timeout') || 60) * timeout_scale();
     my $line = sprintf '#line %d "%s"', _section_line($block, 'test_code'),
                                         $0;
     my $err;
@@ -990,7 +1082,9 @@ nginx_master_pid(), nginx_worker_pids(all => 0) (active workers),
 nginx_reload(timeout => 5) (HUP; true once a full new set of workers runs),
 wait_until($code, $timeout = 5, $interval = 0.1), free_port(), cert_dir(),
 expect_worker_kill($pid) (a block that SIGKILLs that worker on purpose: its
-"exited on signal 9" log line does not fail the block).
+"exited on signal 9" log line does not fail the block), timeout_scale()
+(TEST_NGINX_TIMEOUT_SCALE, default 1: multiply a test's own timing bounds
+by it).
 
 Variables: $ServerAddr $ServerPort $ServerPort2 $ServerPort3 $ServRoot
 $HtmlDir $RepoRoot $CertDir $NginxBinary; in configs, requests and
@@ -1003,7 +1097,14 @@ first use.
 
 Environment: TEST_NGINX_BINARY (/usr/sbin/nginx), TEST_NGINX_LOAD_MODULES
 (space-separated .so paths; default build/ngx_http_reverse_mcp_module.so),
-TEST_NGINX_SERVROOT, TEST_NGINX_CERT_DIR, TEST_NGINX_PORT (fixed port).
+TEST_NGINX_SERVROOT, TEST_NGINX_CERT_DIR, TEST_NGINX_PORT (fixed port),
+TEST_NGINX_TIMEOUT_SCALE (default 1, 10 under valgrind: multiplies the
+harness's waits: start, stop, wait_until, test_code_timeout, and every
+Test::Nginx::WS / ReverseMCP client timeout), TEST_NGINX_USE_VALGRIND (run
+nginx under valgrind memcheck, logs in logs/valgrind.PID.log, suppressions
+from test/sanitize/valgrind.supp if present), TEST_NGINX_VALGRIND_OPTS
+(more valgrind options).  make test-asan and make test-valgrind set them
+(test/sanitize/).
 
 =head1 SECTIONS
 
@@ -1028,6 +1129,9 @@ master_on, master_off, log_level, no_module, no_root_location.
 Automatic checks: the block fails if nginx does not start (the logs are
 shown), exits abnormally before the end, or its error log shows a crashed
 worker or sockets left open at a graceful exit ("open socket ... left in
-connection").
+connection"), or when logs/stderr.log or the error log holds a sanitizer
+report ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime
+error:"; in must_die blocks a leak report only when a stack is in the
+module), or a valgrind log shows errors.
 
 =cut

@@ -43,6 +43,13 @@ use constant {
 
 our $DEFAULT_TIMEOUT = 5;
 
+# Slow nginx builds (valgrind, sanitizers): every timeout is multiplied by
+# TEST_NGINX_TIMEOUT_SCALE (default 1).
+sub timeout_scale {
+    my $s = $ENV{TEST_NGINX_TIMEOUT_SCALE};
+    return defined $s && $s =~ /^\d+(?:\.\d+)?$/ && $s > 0 ? $s : 1;
+}
+
 
 # ------------------------------------------------------------------------
 # connection layer: non-blocking socket + read buffer, deadlines everywhere
@@ -73,7 +80,7 @@ sub _open {
         $sock = IO::Socket::SSL->new(
             PeerHost => $host,
             PeerPort => $port,
-            Timeout  => $timeout,
+            Timeout  => $timeout * timeout_scale(),
             SSL_verify_mode => $verify
                 ? IO::Socket::SSL::SSL_VERIFY_PEER()
                 : IO::Socket::SSL::SSL_VERIFY_NONE(),
@@ -93,7 +100,7 @@ sub _open {
     } else {
         $sock = IO::Socket::INET->new(
             PeerAddr => $host, PeerPort => $port, Proto => 'tcp',
-            Timeout => $timeout,
+            Timeout => $timeout * timeout_scale(),
         );
         unless ($sock) {
             $self->{error} = "connect to $host:$port failed: "
@@ -111,7 +118,8 @@ sub _open {
 
 sub _deadline {
     my ($self, $timeout) = @_;
-    return time + ($timeout // $self->{timeout} // $DEFAULT_TIMEOUT);
+    return time + ($timeout // $self->{timeout} // $DEFAULT_TIMEOUT)
+                  * timeout_scale();
 }
 
 sub _would_block {
@@ -555,7 +563,12 @@ sub _parse_frame {
 # recv_frame($timeout) -> frame hashref, { eof => 1 }, or undef on timeout
 sub recv_frame {
     my ($self, $timeout) = @_;
-    my $deadline = $self->_deadline($timeout);
+    return $self->_recv_frame_by($self->_deadline($timeout));
+}
+
+# recv_frame with an absolute deadline (already scaled by _deadline)
+sub _recv_frame_by {
+    my ($self, $deadline) = @_;
     while (1) {
         my $f = $self->_parse_frame;
         return $f if $f;
@@ -588,7 +601,7 @@ sub recv_message {
     my $deadline = $self->_deadline($timeout);
     my $msg;
     while (1) {
-        my $f = $self->recv_frame($deadline - time);
+        my $f = $self->_recv_frame_by($deadline);
         return $f if !$f || $f->{eof};
         next if $self->_control($f);
         if ($f->{opcode} == OP_CLOSE) {
@@ -614,7 +627,7 @@ sub recv_close {
     my ($self, $timeout) = @_;
     my $deadline = $self->_deadline($timeout);
     while (1) {
-        my $f = $self->recv_frame($deadline - time);
+        my $f = $self->_recv_frame_by($deadline);
         return () if !$f || $f->{eof};
         next if $self->_control($f);
         if ($f->{opcode} == OP_CLOSE) {
