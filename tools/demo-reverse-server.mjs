@@ -5,10 +5,9 @@
 //
 //   node tools/demo-reverse-server.mjs --url ws://127.0.0.1:9090/ws \
 //        --name demo --token demo-token [--reconnect] [--ca build/certs/ca.crt]
-import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { z } from 'zod';
+import { registerDemoTools } from './demo-tools.mjs';
 import { ReverseWebSocketTransport } from './ws-client-transport.mjs';
 
 const { values: opt } = parseArgs({ options: {
@@ -23,29 +22,8 @@ const { values: opt } = parseArgs({ options: {
 }});
 
 function buildServer() {
-  const server = new McpServer({ name: 'reverse-mcp-demo', version: '0.1.0' });
-  server.registerTool('echo', {
-    description: 'Echo the given text back',
-    inputSchema: { text: z.string().describe('Text to echo') },
-  }, async ({ text }) => ({ content: [{ type: 'text', text }] }));
-  server.registerTool('add', {
-    description: 'Add two numbers',
-    inputSchema: { a: z.number(), b: z.number() },
-  }, async ({ a, b }) => ({
-    content: [{ type: 'text', text: String(a + b) }],
-    structuredContent: { sum: a + b },
-  }));
-  server.registerTool('time', {
-    description: 'Current time on the machine running this server (ISO 8601)',
-    inputSchema: {},
-  }, async () => ({ content: [{ type: 'text', text: new Date().toISOString() }] }));
-  server.registerTool('system_info', {
-    description: 'Host name, OS, CPU count and uptime of this machine',
-    inputSchema: {},
-  }, async () => ({ content: [{ type: 'text', text: JSON.stringify({
-    hostname: os.hostname(), platform: os.platform(), release: os.release(),
-    cpus: os.cpus().length, uptime_s: Math.round(os.uptime()) }) }] }));
-  return server;
+  return registerDemoTools(
+    new McpServer({ name: 'reverse-mcp-demo', version: '0.1.0' }));
 }
 
 async function runOnce() {

@@ -10,37 +10,12 @@
 //       --token demo-token -- node tools/demo-stdio-server.mjs
 //
 // Logs go to stderr (stdout is the protocol).
-import os from 'node:os';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import { z } from 'zod';
+import { registerDemoTools } from './demo-tools.mjs';
 
-const server = new McpServer({ name: 'reverse-mcp-demo-stdio', version: '0.1.0' });
-
-server.registerTool('echo', {
-  description: 'Echo the given text back',
-  inputSchema: { text: z.string().describe('Text to echo') },
-}, async ({ text }) => ({ content: [{ type: 'text', text }] }));
-
-server.registerTool('add', {
-  description: 'Add two numbers',
-  inputSchema: { a: z.number(), b: z.number() },
-}, async ({ a, b }) => ({
-  content: [{ type: 'text', text: String(a + b) }],
-  structuredContent: { sum: a + b },
-}));
-
-server.registerTool('time', {
-  description: 'Current time on the machine running this server (ISO 8601)',
-  inputSchema: {},
-}, async () => ({ content: [{ type: 'text', text: new Date().toISOString() }] }));
-
-server.registerTool('system_info', {
-  description: 'Host name, OS, CPU count and uptime of this machine',
-  inputSchema: {},
-}, async () => ({ content: [{ type: 'text', text: JSON.stringify({
-  hostname: os.hostname(), platform: os.platform(), release: os.release(),
-  cpus: os.cpus().length, uptime_s: Math.round(os.uptime()) }) }] }));
+const server = registerDemoTools(
+  new McpServer({ name: 'reverse-mcp-demo-stdio', version: '0.1.0' }));
 
 const transport = new StdioServerTransport();
 transport.onclose = () => process.exit(0);
