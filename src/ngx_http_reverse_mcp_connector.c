@@ -121,6 +121,7 @@ static ngx_int_t ngx_http_reverse_mcp_check_token(ngx_http_request_t *r,
     ngx_http_reverse_mcp_loc_conf_t *lcf,
     ngx_http_reverse_mcp_server_conf_t *scf, const char **reason);
 
+static void ngx_http_reverse_mcp_goodbye(ngx_http_reverse_mcp_conn_t *ctx);
 static void ngx_http_reverse_mcp_cleanup(void *data);
 static void ngx_http_reverse_mcp_read_handler(ngx_http_request_t *r);
 static void ngx_http_reverse_mcp_write_handler(ngx_http_request_t *r);
@@ -914,29 +915,50 @@ ngx_http_reverse_mcp_connector_redact(ngx_http_request_t *r)
 /* connection lifetime */
 
 
+/*
+ * The worker goes away without the event loop (exit, or nginx closing
+ * the connection at worker_shutdown_timeout): one best-effort write of a
+ * close frame 1001, when nothing else is half-written on the socket.
+ */
+static void
+ngx_http_reverse_mcp_goodbye(ngx_http_reverse_mcp_conn_t *ctx)
+{
+    u_char             buf[NGX_HTTP_REVERSE_MCP_WS_MAX_HEADER + 125];
+    u_char             payload[125];
+    size_t             n, hlen;
+    ngx_connection_t  *c;
+
+    if (ctx->close_sent || ctx->header_pending || ctx->outq.out) {
+        return;
+    }
+
+    c = ctx->connection;
+
+    n = ngx_http_reverse_mcp_ws_close_payload(payload,
+            NGX_HTTP_REVERSE_MCP_WS_CLOSE_GOING_AWAY,
+            "gateway shutting down", sizeof("gateway shutting down") - 1);
+    hlen = ngx_http_reverse_mcp_ws_frame_header(buf,
+               NGX_HTTP_REVERSE_MCP_WS_OP_CLOSE, n, NULL);
+    ngx_memcpy(buf + hlen, payload, n);
+
+    (void) c->send(c, buf, hlen + n);
+
+    ctx->close_sent = 1;
+}
+
+
 static void
 ngx_http_reverse_mcp_cleanup(void *data)
 {
     ngx_http_reverse_mcp_conn_t  *ctx = data;
 
-    u_char                         buf[NGX_HTTP_REVERSE_MCP_WS_MAX_HEADER + 125];
-    size_t                         n, hlen;
     ngx_connection_t              *c;
 
     c = ctx->connection;
 
     /* nginx is closing us (worker_shutdown_timeout): say goodbye */
-    if ((ngx_exiting || ngx_terminate) && !ctx->close_sent
-        && !ctx->header_pending && ctx->outq.out == NULL && !c->destroyed)
-    {
-        n = ngx_http_reverse_mcp_ws_close_payload(buf + 4,
-                NGX_HTTP_REVERSE_MCP_WS_CLOSE_GOING_AWAY,
-                "gateway shutting down", 21);
-        hlen = ngx_http_reverse_mcp_ws_frame_header(buf,
-                   NGX_HTTP_REVERSE_MCP_WS_OP_CLOSE, n, NULL);
-        ngx_memmove(buf + hlen, buf + 4, n);
-        (void) c->send(c, buf, hlen + n);
-        ctx->close_sent = 1;
+    if ((ngx_exiting || ngx_terminate) && !c->destroyed) {
+        ngx_http_reverse_mcp_goodbye(ctx);
     }
 
     ngx_http_reverse_mcp_deregister(ctx);
@@ -2515,10 +2537,7 @@ ngx_http_reverse_mcp_connector_heartbeat(ngx_cycle_t *cycle)
 void
 ngx_http_reverse_mcp_connector_exit(ngx_cycle_t *cycle)
 {
-    u_char                        buf[NGX_HTTP_REVERSE_MCP_WS_MAX_HEADER + 125];
-    size_t                        n, hlen;
     ngx_queue_t                  *q;
-    ngx_connection_t             *c;
     ngx_http_reverse_mcp_conn_t  *ctx;
 
     if (!ngx_http_reverse_mcp_conns_init) {
@@ -2532,18 +2551,8 @@ ngx_http_reverse_mcp_connector_exit(ngx_cycle_t *cycle)
          q = ngx_queue_next(q))
     {
         ctx = ngx_queue_data(q, ngx_http_reverse_mcp_conn_t, queue);
-        c = ctx->connection;
 
-        if (!ctx->close_sent && !ctx->header_pending && ctx->outq.out == NULL) {
-            n = ngx_http_reverse_mcp_ws_close_payload(buf + 4,
-                    NGX_HTTP_REVERSE_MCP_WS_CLOSE_GOING_AWAY,
-                    "gateway shutting down", 21);
-            hlen = ngx_http_reverse_mcp_ws_frame_header(buf,
-                       NGX_HTTP_REVERSE_MCP_WS_OP_CLOSE, n, NULL);
-            ngx_memmove(buf + hlen, buf + 4, n);
-            (void) c->send(c, buf, hlen + n);
-            ctx->close_sent = 1;
-        }
+        ngx_http_reverse_mcp_goodbye(ctx);
 
         ngx_http_reverse_mcp_deregister(ctx);
     }
