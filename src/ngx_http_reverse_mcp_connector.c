@@ -956,8 +956,12 @@ ngx_http_reverse_mcp_cleanup(void *data)
 
     c = ctx->connection;
 
-    /* nginx is closing us (worker_shutdown_timeout): say goodbye */
-    if ((ngx_exiting || ngx_terminate) && !c->destroyed) {
+    /*
+     * nginx is closing us (worker_shutdown_timeout): say goodbye.  The
+     * request pool goes before the socket, which is still open here
+     * (c->destroyed is already set).
+     */
+    if ((ngx_exiting || ngx_terminate) && c->fd != (ngx_socket_t) -1) {
         ngx_http_reverse_mcp_goodbye(ctx);
     }
 

@@ -686,3 +686,26 @@ reverse_mcp: status for unknown agent "nope"
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 10: worker_shutdown_timeout: a draining worker says goodbye with 1001
+--- main_config
+worker_shutdown_timeout 1s;
+--- http_config eval
+main::agent_conf(prefix => 's')
+--- config
+location /ws { reverse_mcp_connector a1; }
+location = /status { reverse_mcp_status; }
+--- test_code
+my @old_pids = nginx_worker_pids();
+my @s = spread();
+ok(nginx_reload(), 'reload (the default "keep": old workers keep the sockets)');
+for my $s (@s) {
+    my ($code, $reason) = wait_close($s, 4);
+    is($code, 1001, "$s->{name} (worker $s->{owner}) got 1001 at the timeout");
+    is($reason, 'gateway shutting down', "$s->{name}: reason");
+}
+ok(wait_until(sub { !grep { kill 0, $_ } @old_pids }, 5),
+   'the old workers exit');
+is(scalar(servers_of(status_json())), 0, 'nothing left registered');
