@@ -241,9 +241,11 @@ ngx_http_reverse_mcp_mb_frame(ngx_http_reverse_mcp_outq_t *q, ngx_uint_t type,
     *p++ = 0;
     *p++ = 0;
 
-    p = ngx_cpymem(p, a->data, a->len);
+    if (a->len) {
+        p = ngx_cpymem(p, a->data, a->len);
+    }
 
-    if (b) {
+    if (b && b->len) {
         ngx_memcpy(p, b->data, b->len);
     }
 

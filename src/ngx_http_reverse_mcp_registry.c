@@ -97,6 +97,7 @@ static void ngx_http_reverse_mcp_server_unlink(
     ngx_http_reverse_mcp_shm_agent_t *agent,
     ngx_http_reverse_mcp_shm_server_t *srv);
 static ngx_int_t ngx_http_reverse_mcp_tool_cmp(const void *a, const void *b);
+static u_char *ngx_http_reverse_mcp_copy(u_char *p, ngx_str_t *s);
 static void ngx_http_reverse_mcp_kick(ngx_http_reverse_mcp_zone_ctx_t *ctx,
     ngx_http_reverse_mcp_shm_server_t *srv);
 static ngx_uint_t ngx_http_reverse_mcp_purge_locked(
@@ -370,6 +371,14 @@ ngx_http_reverse_mcp_registry_owns(ngx_shm_zone_t *zone, ngx_str_t *agent,
 }
 
 
+/* an empty string may have a NULL data pointer: memcpy() must not see it */
+static u_char *
+ngx_http_reverse_mcp_copy(u_char *p, ngx_str_t *s)
+{
+    return s->len ? ngx_cpymem(p, s->data, s->len) : p;
+}
+
+
 static ngx_int_t
 ngx_http_reverse_mcp_tool_cmp(const void *one, const void *two)
 {
@@ -466,28 +475,28 @@ ngx_http_reverse_mcp_registry_put(ngx_shm_zone_t *zone,
 
     srv->sn.str.data = p;
     srv->sn.str.len = e->server.len;
-    p = ngx_cpymem(p, e->server.data, e->server.len);
+    p = ngx_http_reverse_mcp_copy(p, &e->server);
 
     srv->protocol_version.data = p;
     srv->protocol_version.len = e->protocol_version.len;
-    p = ngx_cpymem(p, e->protocol_version.data, e->protocol_version.len);
+    p = ngx_http_reverse_mcp_copy(p, &e->protocol_version);
 
     srv->server_info.data = p;
     srv->server_info.len = e->server_info.len;
-    p = ngx_cpymem(p, e->server_info.data, e->server_info.len);
+    p = ngx_http_reverse_mcp_copy(p, &e->server_info);
 
     srv->capabilities.data = p;
     srv->capabilities.len = e->capabilities.len;
-    p = ngx_cpymem(p, e->capabilities.data, e->capabilities.len);
+    p = ngx_http_reverse_mcp_copy(p, &e->capabilities);
 
     for (i = 0; i < ntools; i++) {
         st[i].name = p;
         st[i].name_len = tools[i].name.len;
-        p = ngx_cpymem(p, tools[i].name.data, tools[i].name.len);
+        p = ngx_http_reverse_mcp_copy(p, &tools[i].name);
 
         st[i].json = p;
         st[i].json_len = tools[i].json.len;
-        p = ngx_cpymem(p, tools[i].json.data, tools[i].json.len);
+        p = ngx_http_reverse_mcp_copy(p, &tools[i].json);
 
         srv->tools_bytes += tools[i].json.len;
     }
@@ -1269,4 +1278,46 @@ ngx_http_reverse_mcp_registry_sessions_root(ngx_shm_zone_t *zone)
     ctx = zone->data;
 
     return &ctx->sh->sessions;
+}
+
+
+ngx_int_t
+ngx_http_reverse_mcp_registry_capabilities(ngx_shm_zone_t *zone,
+    ngx_pool_t *pool, ngx_str_t *agent, ngx_str_t *server, ngx_str_t *out)
+{
+    ngx_int_t                           rc;
+    ngx_http_reverse_mcp_zone_ctx_t    *ctx;
+    ngx_http_reverse_mcp_shm_agent_t   *a;
+    ngx_http_reverse_mcp_shm_server_t  *srv;
+
+    ctx = zone->data;
+    rc = NGX_DECLINED;
+
+    ngx_str_null(out);
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    a = ngx_http_reverse_mcp_agent_lookup(ctx, agent, 0);
+    srv = a ? ngx_http_reverse_mcp_server_lookup(a, server) : NULL;
+
+    if (srv) {
+        rc = NGX_OK;
+
+        if (srv->capabilities.len) {
+            out->data = ngx_pnalloc(pool, srv->capabilities.len);
+
+            if (out->data == NULL) {
+                rc = NGX_ERROR;
+
+            } else {
+                ngx_memcpy(out->data, srv->capabilities.data,
+                           srv->capabilities.len);
+                out->len = srv->capabilities.len;
+            }
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return rc;
 }

@@ -1180,6 +1180,18 @@ my $s1 = up(name => 's1', tools => [ tool('echo') ]);
 my $sid = session();
 my $owner = status_json()->{agents}[0]{servers}[0]{owner_pid};
 
+# nginx writes an access log line after the response: read with patience
+my $mcplog = sub {
+    do { local (@ARGV, $/) = ("$servroot/logs/mcp.log"); <> } // '';
+};
+my $crossed_in = sub {
+    my $log = $mcplog->();
+    while ($log =~ /^(\d+) $owner a1 s1 s1__echo tools\/call ok \d+\.\d{3} 200$/mg) {
+        return $1 if $1 != $owner;
+    }
+    return undef;
+};
+
 # requests land on either worker: repeat until one crossed
 my $crossed;
 for my $i (1 .. 30) {
@@ -1187,21 +1199,17 @@ for my $i (1 .. 30) {
                 msg => req($i, 'tools/call',
                            { name => 's1__echo', arguments => { text => "x$i" } }));
     is($r->{json}{result}{content}[0]{text}, "x$i", "call $i answered");
-    my $log = do { local (@ARGV, $/) = ("$servroot/logs/mcp.log"); <> } // '';
-    while ($log =~ /^(\d+) $owner a1 s1 s1__echo tools\/call ok \d+\.\d{3} 200$/mg) {
-        $crossed = $1 if $1 != $owner;
-    }
-    last if $crossed;
+    last if wait_until(sub { $crossed = $crossed_in->() }, 0.3, 0.05);
 }
 ok($crossed, "a call handled by worker $crossed reached server s1 in worker $owner");
 
-my $r = mcp(session => $sid, msg => req(99, 'tools/call', { name => 's9__x' }));
-my $log = do { local (@ARGV, $/) = ("$servroot/logs/mcp.log"); <> };
-like($log, qr{^\d+ - a1 - s9__x tools/call error - 200$}m,
-     'a call to a server that is not connected: outcome error, no owner');
+mcp(session => $sid, msg => req(99, 'tools/call', { name => 's9__x' }));
+ok(wait_until(sub { $mcplog->() =~ m{^\d+ - a1 - s9__x tools/call error - 200$}m },
+              3),
+   'a call to a server that is not connected: outcome error, no owner');
 mcp(session => $sid, msg => req(100, 'ping'));
-$log = do { local (@ARGV, $/) = ("$servroot/logs/mcp.log"); <> };
-like($log, qr{^\d+ - a1 - - ping ok - 200$}m, 'ping: method and outcome');
+ok(wait_until(sub { $mcplog->() =~ m{^\d+ - a1 - - ping ok - 200$}m }, 3),
+   'ping: method and outcome');
 --- no_error_log
 [alert]
 [crit]
