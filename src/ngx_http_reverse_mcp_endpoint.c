@@ -12,18 +12,33 @@
  *
  * Methods: POST carries one JSON-RPC message (no batches); DELETE ends a
  * session; GET opens the session's stream of server-initiated messages
- * (notifications/tools/list_changed when the agent's tools change).  Sessions live in
- * the shared zone (ngx_http_reverse_mcp_session.c), so any worker serves
- * any session.  tools/call is forwarded with ngx_http_reverse_mcp_call_*
- * to whichever worker owns the server's socket; the reply is JSON, or an
- * SSE stream when the caller gave a progress token or its session called
- * logging/setLevel (progress and log notifications of the call are
- * streamed before the result; log messages below the level are dropped).
- * A client that goes away, notifications/cancelled for the request (from
- * any worker) and DELETE of the session cancel the call.
+ * (notifications/tools/list_changed when the agent's tools change).
+ * Sessions live in the shared zone (ngx_http_reverse_mcp_session.c), so
+ * any worker serves any session.  tools/call is forwarded with
+ * ngx_http_reverse_mcp_call_* to whichever worker owns the server's
+ * socket; the reply is JSON, or an SSE stream when the caller gave a
+ * progress token or its session called logging/setLevel (progress and log
+ * notifications of the call are streamed before the result; log messages
+ * below the level are dropped).  A client that goes away,
+ * notifications/cancelled for the request (from any worker) and DELETE of
+ * the session cancel the call.
  *
- * Nothing of the caller's HTTP request but the tool call's params reaches
- * the reverse server: not its Authorization header, not its cookies.
+ * Resources, prompts and completion of the reverse servers: on
+ * "<location>/<server>" the resources/..., prompts/... and
+ * completion/complete requests are forwarded as they are when the server
+ * declared the capability in its initialize (else -32601).  On the
+ * aggregate, the lists (prompts/list, resources/list,
+ * resources/templates/list) fan out to every connected server that
+ * declares them and are merged (every page of every server, no cursor; a
+ * server that fails is left out), prompt names become
+ * "<server><sep><prompt>" and are mapped back for prompts/get and
+ * completion/complete; URIs are global, so resources/read,
+ * resources/subscribe and resources/unsubscribe (and completion of a
+ * ref/resource) go to the servers that declare resources one after
+ * another, in name order, until one answers without an error.
+ *
+ * Nothing of the caller's HTTP request but the call's params reaches the
+ * reverse server: not its Authorization header, not its cookies.
  */
 
 #include "ngx_http_reverse_mcp_module.h"
@@ -46,6 +61,19 @@
 #define NGX_HTTP_REVERSE_MCP_EP_CANCELS    64
 #define NGX_HTTP_REVERSE_MCP_EP_MSG_MAX    512
 #define NGX_HTTP_REVERSE_MCP_NOT_ACCEPTABLE 406
+#define NGX_HTTP_REVERSE_MCP_EP_MAX_PAGES  100   /* per server, aggregate */
+
+/* capabilities a reverse server declares, for the methods that need them */
+#define NGX_HTTP_REVERSE_MCP_EP_CAP_RESOURCES    0x01
+#define NGX_HTTP_REVERSE_MCP_EP_CAP_PROMPTS      0x02
+#define NGX_HTTP_REVERSE_MCP_EP_CAP_COMPLETIONS  0x04
+
+/* how the aggregate serves a forwarded method */
+#define NGX_HTTP_REVERSE_MCP_EP_FAN_LIST      1  /* every server, merged */
+#define NGX_HTTP_REVERSE_MCP_EP_FAN_FIRST     2  /* in turn, until one
+                                                    answers */
+#define NGX_HTTP_REVERSE_MCP_EP_FAN_NAMED     3  /* "<server><sep><name>" */
+#define NGX_HTTP_REVERSE_MCP_EP_FAN_COMPLETE  4  /* by its ref */
 
 /* JSON-RPC codes */
 #define NGX_HTTP_REVERSE_MCP_PARSE_ERROR       -32700
@@ -58,7 +86,35 @@
 #define NGX_HTTP_REVERSE_MCP_NO_SESSION        -32001
 
 
+typedef struct ngx_http_reverse_mcp_ep_ctx_s  ngx_http_reverse_mcp_ep_ctx_t;
+
+
+/* a method forwarded to reverse servers, other than tools/call */
 typedef struct {
+    ngx_str_t                             method;
+    ngx_uint_t                            cap;      /* what it needs */
+    ngx_uint_t                            fan;      /* on the aggregate */
+    const char                           *key;      /* FAN_LIST: the
+                                                       result's array */
+} ngx_http_reverse_mcp_ep_method_t;
+
+
+/* one server's part of a request the aggregate sends to several */
+typedef struct {
+    ngx_http_reverse_mcp_call_t           call;
+    ngx_http_reverse_mcp_ep_ctx_t        *ctx;
+    ngx_str_t                             server;
+    ngx_str_t                             params;   /* of the next start */
+    ngx_str_t                             result;   /* not looked at yet */
+    ngx_array_t                           items;    /* FAN_LIST: ngx_str_t */
+    ngx_uint_t                            pages;
+    unsigned                              active:1;
+    unsigned                              answered:1;
+    unsigned                              is_error:1;
+} ngx_http_reverse_mcp_ep_sub_t;
+
+
+struct ngx_http_reverse_mcp_ep_ctx_s {
     ngx_http_request_t                   *request;
     ngx_http_reverse_mcp_loc_conf_t      *lcf;
     ngx_shm_zone_t                       *zone;
@@ -70,9 +126,10 @@ typedef struct {
     ngx_uint_t                            log_level; /* 0: none asked for,
                                                         else 1 + level */
 
-    /* tools/call */
+    /* tools/call and the other forwarded requests */
     ngx_http_reverse_mcp_call_t           call;
     ngx_str_t                             tool;     /* as the caller named it */
+    ngx_str_t                             label;    /* the call, for logs */
     ngx_queue_t                           queue;    /* calls in flight */
     ngx_event_t                           done_ev;
     ngx_str_t                             result;
@@ -100,7 +157,16 @@ typedef struct {
     ngx_event_t                           listen_ev;
     ngx_uint_t                            listen_gen;
     time_t                                listen_write;
-} ngx_http_reverse_mcp_ep_ctx_t;
+
+    /* a request the aggregate sends to several servers */
+    ngx_http_reverse_mcp_ep_method_t     *fan;
+    ngx_uint_t                            fan_mode;
+    ngx_http_reverse_mcp_ep_sub_t        *subs;
+    ngx_uint_t                            nsubs;
+    ngx_uint_t                            nactive;
+    ngx_uint_t                            next;     /* FAN_FIRST */
+    ngx_str_t                             first_error;
+};
 
 
 static ngx_int_t ngx_http_reverse_mcp_ep_server(ngx_http_request_t *r,
@@ -145,6 +211,51 @@ static ngx_int_t ngx_http_reverse_mcp_ep_route(ngx_http_request_t *r,
     ngx_str_t *tool);
 static ngx_int_t ngx_http_reverse_mcp_ep_forward_params(ngx_pool_t *pool,
     yajl_val params, ngx_str_t *tool, ngx_str_t *out);
+static ngx_int_t ngx_http_reverse_mcp_ep_progress(ngx_http_request_t *r,
+    yajl_val params, ngx_str_t *progress);
+static ngx_int_t ngx_http_reverse_mcp_ep_call(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *server, ngx_str_t *method,
+    ngx_str_t *params, ngx_str_t *progress);
+static ngx_int_t ngx_http_reverse_mcp_ep_track(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx);
+static ngx_int_t ngx_http_reverse_mcp_ep_caps(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *server, ngx_uint_t *flags,
+    yajl_val *tree);
+static ngx_int_t ngx_http_reverse_mcp_ep_init_caps(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *out);
+static ngx_int_t ngx_http_reverse_mcp_ep_gen_cap(yajl_gen g, yajl_val obj);
+static ngx_int_t ngx_http_reverse_mcp_ep_forward(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_http_reverse_mcp_ep_method_t *m,
+    yajl_val params);
+static ngx_int_t ngx_http_reverse_mcp_ep_aggregate(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_http_reverse_mcp_ep_method_t *m,
+    yajl_val params);
+static ngx_int_t ngx_http_reverse_mcp_ep_candidates(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_uint_t cap, ngx_array_t *names);
+static int ngx_libc_cdecl ngx_http_reverse_mcp_ep_name_cmp(const void *one,
+    const void *two);
+static ngx_int_t ngx_http_reverse_mcp_ep_split(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *name, ngx_array_t *names,
+    ngx_str_t *server, ngx_str_t *local);
+static ngx_int_t ngx_http_reverse_mcp_ep_named(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_http_reverse_mcp_ep_method_t *m,
+    ngx_array_t *names, yajl_val params);
+static ngx_int_t ngx_http_reverse_mcp_ep_complete(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_http_reverse_mcp_ep_method_t *m,
+    ngx_array_t *names, yajl_val params);
+static ngx_int_t ngx_http_reverse_mcp_ep_fan_start(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_http_reverse_mcp_ep_method_t *m,
+    ngx_uint_t mode, ngx_array_t *names, ngx_str_t *params);
+static ngx_int_t ngx_http_reverse_mcp_ep_sub_start(
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_http_reverse_mcp_ep_sub_t *sub);
+static void ngx_http_reverse_mcp_ep_sub_done(
+    ngx_http_reverse_mcp_call_t *call, ngx_uint_t is_error, ngx_str_t *json);
+static ngx_int_t ngx_http_reverse_mcp_ep_fan_step(
+    ngx_http_reverse_mcp_ep_ctx_t *ctx);
+static ngx_int_t ngx_http_reverse_mcp_ep_fan_page(
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_http_reverse_mcp_ep_sub_t *sub);
+static ngx_int_t ngx_http_reverse_mcp_ep_fan_merge(
+    ngx_http_reverse_mcp_ep_ctx_t *ctx);
 static void ngx_http_reverse_mcp_ep_notify(ngx_http_reverse_mcp_call_t *call,
     ngx_str_t *json);
 static void ngx_http_reverse_mcp_ep_done(ngx_http_reverse_mcp_call_t *call,
@@ -207,7 +318,42 @@ static ngx_str_t  ngx_http_reverse_mcp_ep_levels[] = {
 };
 
 
-/* this worker's tools/call requests in flight, for cancellation */
+/*
+ * Forwarded methods besides tools/call.  Per server they all go to the
+ * server as they are; "fan" says how the aggregate serves them.
+ */
+static ngx_http_reverse_mcp_ep_method_t  ngx_http_reverse_mcp_ep_methods[] = {
+    { ngx_string("resources/list"), NGX_HTTP_REVERSE_MCP_EP_CAP_RESOURCES,
+      NGX_HTTP_REVERSE_MCP_EP_FAN_LIST, "resources" },
+    { ngx_string("resources/templates/list"),
+      NGX_HTTP_REVERSE_MCP_EP_CAP_RESOURCES,
+      NGX_HTTP_REVERSE_MCP_EP_FAN_LIST, "resourceTemplates" },
+    { ngx_string("resources/read"), NGX_HTTP_REVERSE_MCP_EP_CAP_RESOURCES,
+      NGX_HTTP_REVERSE_MCP_EP_FAN_FIRST, NULL },
+    { ngx_string("resources/subscribe"),
+      NGX_HTTP_REVERSE_MCP_EP_CAP_RESOURCES,
+      NGX_HTTP_REVERSE_MCP_EP_FAN_FIRST, NULL },
+    { ngx_string("resources/unsubscribe"),
+      NGX_HTTP_REVERSE_MCP_EP_CAP_RESOURCES,
+      NGX_HTTP_REVERSE_MCP_EP_FAN_FIRST, NULL },
+    { ngx_string("prompts/list"), NGX_HTTP_REVERSE_MCP_EP_CAP_PROMPTS,
+      NGX_HTTP_REVERSE_MCP_EP_FAN_LIST, "prompts" },
+    { ngx_string("prompts/get"), NGX_HTTP_REVERSE_MCP_EP_CAP_PROMPTS,
+      NGX_HTTP_REVERSE_MCP_EP_FAN_NAMED, NULL },
+    { ngx_string("completion/complete"),
+      NGX_HTTP_REVERSE_MCP_EP_CAP_COMPLETIONS,
+      NGX_HTTP_REVERSE_MCP_EP_FAN_COMPLETE, NULL },
+    { ngx_null_string, 0, 0, NULL }
+};
+
+
+/* the capability members, in the order of the CAP_* bits */
+static const char  *ngx_http_reverse_mcp_ep_cap_names[] = {
+    "resources", "prompts", "completions"
+};
+
+
+/* this worker's forwarded requests in flight, for cancellation */
 static ngx_queue_t        ngx_http_reverse_mcp_ep_calls;
 static ngx_uint_t         ngx_http_reverse_mcp_ep_calls_init;
 static ngx_event_t        ngx_http_reverse_mcp_ep_poll_ev;
@@ -1006,6 +1152,7 @@ ngx_http_reverse_mcp_ep_process(ngx_http_request_t *r,
     ngx_str_t                            method, version, empty;
     ngx_table_elt_t                     *h;
     ngx_pool_cleanup_t                  *cln;
+    ngx_http_reverse_mcp_ep_method_t    *m;
     ngx_http_reverse_mcp_session_info_t  info;
 
     if (body->len == 0) {
@@ -1180,6 +1327,14 @@ session:
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    for (m = ngx_http_reverse_mcp_ep_methods; m->method.len; m++) {
+        if (m->method.len == method.len
+            && ngx_strncmp(m->method.data, method.data, method.len) == 0)
+        {
+            return ngx_http_reverse_mcp_ep_forward(r, ctx, m, params);
+        }
+    }
+
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "reverse_mcp: endpoint method \"%V\" not supported",
                   &method);
@@ -1255,7 +1410,7 @@ ngx_http_reverse_mcp_ep_initialize(ngx_http_request_t *r,
     size_t                            len;
     ngx_int_t                         rc;
     ngx_str_t                         requested, version, sid, result;
-    ngx_str_t                        *v, instr;
+    ngx_str_t                        *v, instr, caps;
     const char                       *reason;
 
     if (ngx_http_reverse_mcp_json_get_str(params, "protocolVersion",
@@ -1347,11 +1502,17 @@ ngx_http_reverse_mcp_ep_initialize(ngx_http_request_t *r,
 
     instr.len = p - instr.data;
 
+    /* resources, prompts, completions: as the reverse servers have them */
+
+    if (ngx_http_reverse_mcp_ep_init_caps(r, ctx, &caps) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     len = sizeof("{\"protocolVersion\":\"\",\"capabilities\":{\"tools\":"
                  "{\"listChanged\":true},\"logging\":{}},\"serverInfo\":"
                  "{\"name\":\"ngx_http_reverse_mcp_module\",\"version\":"
                  "\"" NGX_HTTP_REVERSE_MCP_VERSION "\"},\"instructions\":}")
-          + version.len
+          + version.len + caps.len
           + ngx_http_reverse_mcp_json_escaped_len(&instr);
 
     result.data = ngx_pnalloc(r->pool, len);
@@ -1361,10 +1522,10 @@ ngx_http_reverse_mcp_ep_initialize(ngx_http_request_t *r,
 
     p = ngx_sprintf(result.data,
                     "{\"protocolVersion\":\"%V\",\"capabilities\":{\"tools\":"
-                    "{\"listChanged\":true},\"logging\":{}},\"serverInfo\":"
+                    "{\"listChanged\":true},\"logging\":{}%V},\"serverInfo\":"
                     "{\"name\":\"ngx_http_reverse_mcp_module\",\"version\":"
                     "\"" NGX_HTTP_REVERSE_MCP_VERSION "\"},\"instructions\":",
-                    &version);
+                    &version, &caps);
     p = ngx_http_reverse_mcp_json_escape(p, &instr);
     *p++ = '}';
 
@@ -1769,11 +1930,9 @@ static ngx_int_t
 ngx_http_reverse_mcp_ep_tools_call(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_ctx_t *ctx, yajl_val params)
 {
-    yajl_val                          meta, token;
-    ngx_int_t                         rc;
-    ngx_str_t                         name, server, tool, fwd, progress;
-    ngx_pool_cleanup_t               *cln;
-    ngx_http_reverse_mcp_call_t      *call;
+    u_char     *p;
+    ngx_int_t   rc;
+    ngx_str_t   name, server, tool, fwd, progress, method;
 
     if (ngx_http_reverse_mcp_json_get_str(params, "name", &name) != NGX_OK) {
         return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
@@ -1782,6 +1941,14 @@ ngx_http_reverse_mcp_ep_tools_call(ngx_http_request_t *r,
     }
 
     ctx->tool = name;
+
+    p = ngx_pnalloc(r->pool, sizeof("tool \"\"") - 1 + name.len);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->label.data = p;
+    ctx->label.len = ngx_sprintf(p, "tool \"%V\"", &name) - p;
 
     ngx_str_null(&server);
     ngx_str_null(&tool);
@@ -1817,18 +1984,48 @@ ngx_http_reverse_mcp_ep_tools_call(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_str_null(&progress);
+    if (ngx_http_reverse_mcp_ep_progress(r, params, &progress) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_str_set(&method, "tools/call");
+
+    return ngx_http_reverse_mcp_ep_call(r, ctx, &server, &method, &fwd,
+                                        &progress);
+}
+
+
+/* params._meta.progressToken as JSON text, or empty */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_progress(ngx_http_request_t *r, yajl_val params,
+    ngx_str_t *progress)
+{
+    yajl_val  meta, token;
+
+    ngx_str_null(progress);
 
     meta = ngx_http_reverse_mcp_json_get(params, "_meta");
     token = ngx_http_reverse_mcp_json_get(meta, "progressToken");
 
     if (token && (YAJL_IS_STRING(token) || YAJL_IS_NUMBER(token))) {
-        if (ngx_http_reverse_mcp_json_dump(r->pool, token, &progress)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+        return ngx_http_reverse_mcp_json_dump(r->pool, token, progress);
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Forward one request to one server; its result or error is the reply.
+ * The label (for the logs) is set.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_call(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *server, ngx_str_t *method,
+    ngx_str_t *params, ngx_str_t *progress)
+{
+    ngx_pool_cleanup_t           *cln;
+    ngx_http_reverse_mcp_call_t  *call;
 
     /*
      * A stream, when the client takes one, for a call with a progress
@@ -1836,16 +2033,16 @@ ngx_http_reverse_mcp_ep_tools_call(ngx_http_request_t *r,
      * reach the client on the stream of the request they belong to (no
      * GET stream yet).  Otherwise a plain JSON reply.
      */
-    ctx->sse = ((progress.len || ctx->log_level) && ctx->accept_sse)
+    ctx->sse = ((progress->len || ctx->log_level) && ctx->accept_sse)
                || !ctx->accept_json;
 
     call = &ctx->call;
 
     call->agent = ctx->agent;
-    call->server = server;
-    ngx_str_set(&call->method, "tools/call");
-    call->params = fwd;
-    call->progress_token = progress;
+    call->server = *server;
+    call->method = *method;
+    call->params = *params;
+    call->progress_token = *progress;
     call->timeout = 0;
     call->notify = ngx_http_reverse_mcp_ep_notify;
     call->done = ngx_http_reverse_mcp_ep_done;
@@ -1867,8 +2064,8 @@ ngx_http_reverse_mcp_ep_tools_call(ngx_http_request_t *r,
 
     if (ngx_http_reverse_mcp_call_start(call) != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "reverse_mcp: could not start the call of tool \"%V\" "
-                      "of server \"%V\"", &tool, &server);
+                      "reverse_mcp: could not start the call of %V of "
+                      "server \"%V\"", &ctx->label, server);
 
         return ngx_http_reverse_mcp_ep_error(r, ctx,
                                  NGX_HTTP_INTERNAL_SERVER_ERROR,
@@ -1881,10 +2078,23 @@ ngx_http_reverse_mcp_ep_tools_call(ngx_http_request_t *r,
     ctx->call_start = ngx_current_msec;
 
     ngx_log_debug4(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "reverse_mcp: endpoint call %V -> %V/%V (sse: %ui)",
-                   &name, &server, &tool, (ngx_uint_t) ctx->sse);
+                   "reverse_mcp: endpoint call %V -> %V %V (sse: %ui)",
+                   &ctx->label, server, method, (ngx_uint_t) ctx->sse);
 
-    /* for cancellation by notifications/cancelled, from any worker */
+    return ngx_http_reverse_mcp_ep_track(r, ctx);
+}
+
+
+/*
+ * A request whose call(s) started: cancellable by notifications/cancelled
+ * from any worker, by DELETE and by a client that goes away; its stream
+ * opened when it has one.  NGX_DONE: done_ev finalizes.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_track(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx)
+{
+    ngx_int_t  rc;
 
     if (!ngx_http_reverse_mcp_ep_calls_init) {
         ngx_queue_init(&ngx_http_reverse_mcp_ep_calls);
@@ -2080,6 +2290,1085 @@ failed:
 }
 
 
+/*
+ * What a server declared (CAP_* bits of the resources, prompts and
+ * completions objects of its capabilities); tree, when asked for: the
+ * parsed capabilities (freed with the request), or NULL.  NGX_DECLINED:
+ * the server is not connected.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_caps(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *server, ngx_uint_t *flags,
+    yajl_val *tree)
+{
+    char                 err[64];
+    yajl_val             caps;
+    ngx_int_t            rc;
+    ngx_str_t            json;
+    ngx_uint_t           i;
+    ngx_pool_cleanup_t  *cln;
+
+    *flags = 0;
+
+    if (tree) {
+        *tree = NULL;
+    }
+
+    rc = ngx_http_reverse_mcp_registry_capabilities(ctx->zone, r->pool,
+                                                    &ctx->agent, server,
+                                                    &json);
+    if (rc != NGX_OK || json.len == 0) {
+        return rc;
+    }
+
+    caps = ngx_http_reverse_mcp_json_parse(json.data, json.len, err,
+                                           sizeof(err));
+    if (caps == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "reverse_mcp: the registered capabilities of server "
+                      "\"%V\" are not JSON: %s", server, err);
+        return NGX_OK;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        yajl_tree_free(caps);
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_reverse_mcp_ep_json_free;
+    cln->data = caps;
+
+    for (i = 0; i < 3; i++) {
+        if (YAJL_IS_OBJECT(ngx_http_reverse_mcp_json_get(caps,
+                                     ngx_http_reverse_mcp_ep_cap_names[i])))
+        {
+            *flags |= (ngx_uint_t) 1 << i;
+        }
+    }
+
+    if (tree) {
+        *tree = caps;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The capabilities initialize declares besides tools and logging, as
+ * members text (",\"prompts\":{}...", or empty).  Per server: its own
+ * resources, prompts and completions objects as it registered them, less
+ * "listChanged" and "subscribe" (the gateway does not relay the
+ * notifications they announce).  Aggregate: an empty object for each that
+ * a connected server declares.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_init_caps(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *out)
+{
+    size_t                               len;
+    yajl_gen                             g;
+    yajl_val                             tree;
+    ngx_int_t                            rc;
+    ngx_uint_t                           i, flags, all;
+    const char                          *name;
+    const unsigned char                 *buf;
+    ngx_http_reverse_mcp_agent_conf_t   *acf;
+    ngx_http_reverse_mcp_server_conf_t  *scf;
+    ngx_http_reverse_mcp_main_conf_t    *mcf;
+
+    ngx_str_null(out);
+
+    tree = NULL;
+    all = 0;
+
+    if (ctx->server.len) {
+        rc = ngx_http_reverse_mcp_ep_caps(r, ctx, &ctx->server, &all, &tree);
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+    } else {
+        mcf = ngx_http_get_module_main_conf(r, ngx_http_reverse_mcp_module);
+        acf = ngx_http_reverse_mcp_find_agent(mcf, &ctx->agent);
+
+        if (acf == NULL) {
+            return NGX_OK;
+        }
+
+        scf = acf->servers.elts;
+
+        for (i = 0; i < acf->servers.nelts; i++) {
+            rc = ngx_http_reverse_mcp_ep_caps(r, ctx, &scf[i].name, &flags,
+                                              NULL);
+            if (rc == NGX_ERROR) {
+                return NGX_ERROR;
+            }
+
+            if (rc == NGX_OK) {
+                all |= flags;
+            }
+        }
+    }
+
+    if (all == 0) {
+        return NGX_OK;
+    }
+
+    g = yajl_gen_alloc(NULL);
+    if (g == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (yajl_gen_map_open(g) != yajl_gen_status_ok) {
+        goto failed;
+    }
+
+    for (i = 0; i < 3; i++) {
+        if (!(all & ((ngx_uint_t) 1 << i))) {
+            continue;
+        }
+
+        name = ngx_http_reverse_mcp_ep_cap_names[i];
+
+        if (yajl_gen_string(g, (const unsigned char *) name,
+                            ngx_strlen(name))
+            != yajl_gen_status_ok
+            || ngx_http_reverse_mcp_ep_gen_cap(g,
+                                    ngx_http_reverse_mcp_json_get(tree, name))
+               != NGX_OK)
+        {
+            goto failed;
+        }
+    }
+
+    if (yajl_gen_map_close(g) != yajl_gen_status_ok
+        || yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok
+        || len < 2)
+    {
+        goto failed;
+    }
+
+    /* "{...}" becomes ",..." */
+
+    out->data = ngx_pnalloc(r->pool, len - 1);
+    if (out->data == NULL) {
+        goto failed;
+    }
+
+    out->data[0] = ',';
+    ngx_memcpy(out->data + 1, buf + 1, len - 2);
+    out->len = len - 1;
+
+    yajl_gen_free(g);
+
+    return NGX_OK;
+
+failed:
+
+    yajl_gen_free(g);
+
+    return NGX_ERROR;
+}
+
+
+/* a capability object but its notification flags; obj NULL: {} */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_gen_cap(yajl_gen g, yajl_val obj)
+{
+    size_t       i;
+    const char  *k;
+
+    if (yajl_gen_map_open(g) != yajl_gen_status_ok) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; YAJL_IS_OBJECT(obj) && i < obj->u.object.len; i++) {
+        k = obj->u.object.keys[i];
+
+        if (ngx_strcmp(k, "listChanged") == 0
+            || ngx_strcmp(k, "subscribe") == 0)
+        {
+            continue;
+        }
+
+        if (yajl_gen_string(g, (const unsigned char *) k, ngx_strlen(k))
+            != yajl_gen_status_ok
+            || ngx_http_reverse_mcp_json_gen(g, obj->u.object.values[i])
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (yajl_gen_map_close(g) != yajl_gen_status_ok) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * resources/..., prompts/..., completion/complete.  Per server: forwarded
+ * as they are when the server declares what they need; the aggregate:
+ * ngx_http_reverse_mcp_ep_aggregate().
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_forward(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_http_reverse_mcp_ep_method_t *m,
+    yajl_val params)
+{
+    ngx_int_t   rc;
+    ngx_str_t   fwd, progress;
+    ngx_uint_t  flags;
+
+    ctx->label = m->method;
+
+    if (ctx->server.len == 0) {
+        return ngx_http_reverse_mcp_ep_aggregate(r, ctx, m, params);
+    }
+
+    ctx->call_server = ctx->server;
+
+    rc = ngx_http_reverse_mcp_ep_caps(r, ctx, &ctx->server, &flags, NULL);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "reverse_mcp: endpoint %V for server \"%V\", which is "
+                      "not connected", &m->method, &ctx->server);
+
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
+                                 NGX_HTTP_REVERSE_MCP_ERR_UNAVAILABLE,
+                                 "Server not connected: %V", &ctx->server);
+    }
+
+    if (!(flags & m->cap)) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "reverse_mcp: endpoint %V for server \"%V\", which "
+                      "does not declare it", &m->method, &ctx->server);
+
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
+                                 NGX_HTTP_REVERSE_MCP_METHOD_NOT_FOUND,
+                                 "Method not found: %V (server %V does not "
+                                 "declare that capability)", &m->method,
+                                 &ctx->server);
+    }
+
+    ngx_str_null(&fwd);
+
+    if (params
+        && ngx_http_reverse_mcp_json_dump(r->pool, params, &fwd) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_reverse_mcp_ep_progress(r, params, &progress) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_reverse_mcp_ep_call(r, ctx, &ctx->server, &m->method,
+                                        &fwd, &progress);
+}
+
+
+/*
+ * The aggregate's resources, prompts and completion, over the connected
+ * servers that declare what the method needs (-32601 when none does).
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_aggregate(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_http_reverse_mcp_ep_method_t *m,
+    yajl_val params)
+{
+    ngx_str_t    fwd;
+    ngx_array_t  names;
+
+    if (ngx_http_reverse_mcp_ep_candidates(r, ctx, m->cap, &names)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (names.nelts == 0) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "reverse_mcp: endpoint %V: no connected server of "
+                      "agent \"%V\" declares it", &m->method, &ctx->agent);
+
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
+                                 NGX_HTTP_REVERSE_MCP_METHOD_NOT_FOUND,
+                                 "Method not found: %V (no connected server "
+                                 "declares that capability)", &m->method);
+    }
+
+    switch (m->fan) {
+
+    case NGX_HTTP_REVERSE_MCP_EP_FAN_LIST:
+
+        if (ngx_http_reverse_mcp_json_get(params, "cursor")) {
+            return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
+                                 NGX_HTTP_REVERSE_MCP_INVALID_PARAMS,
+                                 "Invalid params: invalid cursor (the "
+                                 "aggregate answers with every item at once)");
+        }
+
+        return ngx_http_reverse_mcp_ep_fan_start(r, ctx, m,
+                                          NGX_HTTP_REVERSE_MCP_EP_FAN_LIST,
+                                          &names, NULL);
+
+    case NGX_HTTP_REVERSE_MCP_EP_FAN_FIRST:
+
+        ngx_str_null(&fwd);
+
+        if (params
+            && ngx_http_reverse_mcp_json_dump(r->pool, params, &fwd)
+               != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_reverse_mcp_ep_fan_start(r, ctx, m,
+                                              NGX_HTTP_REVERSE_MCP_EP_FAN_FIRST,
+                                              &names, &fwd);
+
+    case NGX_HTTP_REVERSE_MCP_EP_FAN_NAMED:
+        return ngx_http_reverse_mcp_ep_named(r, ctx, m, &names, params);
+
+    default: /* NGX_HTTP_REVERSE_MCP_EP_FAN_COMPLETE */
+        return ngx_http_reverse_mcp_ep_complete(r, ctx, m, &names, params);
+    }
+}
+
+
+/* the agent's connected servers that declare cap, by name */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_candidates(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_uint_t cap, ngx_array_t *names)
+{
+    ngx_int_t                            rc;
+    ngx_str_t                           *name;
+    ngx_uint_t                           i, flags;
+    ngx_http_reverse_mcp_agent_conf_t   *acf;
+    ngx_http_reverse_mcp_server_conf_t  *scf;
+    ngx_http_reverse_mcp_main_conf_t    *mcf;
+
+    if (ngx_array_init(names, r->pool, 4, sizeof(ngx_str_t)) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_reverse_mcp_module);
+    acf = ngx_http_reverse_mcp_find_agent(mcf, &ctx->agent);
+
+    if (acf == NULL) {
+        return NGX_OK;
+    }
+
+    scf = acf->servers.elts;
+
+    for (i = 0; i < acf->servers.nelts; i++) {
+        rc = ngx_http_reverse_mcp_ep_caps(r, ctx, &scf[i].name, &flags,
+                                          NULL);
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (rc != NGX_OK || !(flags & cap)) {
+            continue;
+        }
+
+        name = ngx_array_push(names);
+        if (name == NULL) {
+            return NGX_ERROR;
+        }
+
+        *name = scf[i].name;
+    }
+
+    ngx_qsort(names->elts, names->nelts, sizeof(ngx_str_t),
+              ngx_http_reverse_mcp_ep_name_cmp);
+
+    return NGX_OK;
+}
+
+
+static int ngx_libc_cdecl
+ngx_http_reverse_mcp_ep_name_cmp(const void *one, const void *two)
+{
+    const ngx_str_t  *a = one;
+    const ngx_str_t  *b = two;
+
+    return (int) ngx_memn2cmp(a->data, b->data, a->len, b->len);
+}
+
+
+/*
+ * "<server><sep><name>" of the aggregate: the split whose server part is
+ * one of names (tried left to right, as tool names are).  NGX_OK;
+ * NGX_DECLINED: *server is a server of the agent that is not connected;
+ * NGX_ABORT: unknown.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_split(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *name, ngx_array_t *names,
+    ngx_str_t *server, ngx_str_t *local)
+{
+    u_char                             *p, *end;
+    uint64_t                            conn_id;
+    ngx_pid_t                           pid;
+    ngx_str_t                          *sep, *n, s, down;
+    ngx_uint_t                          i;
+    ngx_http_reverse_mcp_agent_conf_t  *acf;
+    ngx_http_reverse_mcp_main_conf_t   *mcf;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_reverse_mcp_module);
+    acf = ngx_http_reverse_mcp_find_agent(mcf, &ctx->agent);
+
+    sep = &ctx->lcf->tool_separator;
+    end = name->data + name->len;
+    n = names->elts;
+    ngx_str_null(&down);
+
+    for (p = name->data + 1; p + sep->len < end; p++) {
+
+        if (ngx_memcmp(p, sep->data, sep->len) != 0) {
+            continue;
+        }
+
+        s.data = name->data;
+        s.len = p - name->data;
+
+        for (i = 0; i < names->nelts; i++) {
+            if (n[i].len == s.len
+                && ngx_strncmp(n[i].data, s.data, s.len) == 0)
+            {
+                *server = n[i];
+                local->data = p + sep->len;
+                local->len = end - local->data;
+                return NGX_OK;
+            }
+        }
+
+        if (down.len == 0
+            && acf
+            && ngx_http_reverse_mcp_find_server(acf, &s)
+            && ngx_http_reverse_mcp_registry_resolve(ctx->zone, &ctx->agent,
+                                                     &s, NULL, &pid,
+                                                     &conn_id)
+               != NGX_OK)
+        {
+            down = s;
+        }
+    }
+
+    if (down.len) {
+        *server = down;
+        return NGX_DECLINED;
+    }
+
+    return NGX_ABORT;
+}
+
+
+/* prompts/get of the aggregate: the name mapped back, like tools/call */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_named(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_http_reverse_mcp_ep_method_t *m,
+    ngx_array_t *names, yajl_val params)
+{
+    ngx_int_t  rc;
+    ngx_str_t  name, server, local, fwd, progress;
+
+    if (ngx_http_reverse_mcp_json_get_str(params, "name", &name) != NGX_OK) {
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
+                                 NGX_HTTP_REVERSE_MCP_INVALID_PARAMS,
+                                 "Invalid params: \"name\" is required");
+    }
+
+    ngx_str_null(&server);
+
+    rc = ngx_http_reverse_mcp_ep_split(r, ctx, &name, names, &server, &local);
+
+    ctx->call_server = server;
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
+                                 NGX_HTTP_REVERSE_MCP_ERR_UNAVAILABLE,
+                                 "Server not connected: %V (prompt %V)",
+                                 &server, &name);
+    }
+
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "reverse_mcp: endpoint %V of unknown prompt \"%V\"",
+                      &m->method, &name);
+
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
+                                 NGX_HTTP_REVERSE_MCP_INVALID_PARAMS,
+                                 "Unknown prompt: %V", &name);
+    }
+
+    if (ngx_http_reverse_mcp_ep_forward_params(r->pool, params, &local, &fwd)
+        != NGX_OK
+        || ngx_http_reverse_mcp_ep_progress(r, params, &progress) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_reverse_mcp_ep_call(r, ctx, &server, &m->method, &fwd,
+                                        &progress);
+}
+
+
+/*
+ * completion/complete of the aggregate: a ref/prompt goes to the prompt's
+ * server with its own name; a ref/resource (a URI template) to the
+ * servers that declare completions, in turn.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_complete(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_http_reverse_mcp_ep_method_t *m,
+    ngx_array_t *names, yajl_val params)
+{
+    yajl_val   ref, node;
+    ngx_int_t  rc;
+    ngx_str_t  type, name, server, local, literal, fwd, progress;
+
+    ref = ngx_http_reverse_mcp_json_get(params, "ref");
+
+    if (ngx_http_reverse_mcp_json_get_str(ref, "type", &type) != NGX_OK) {
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
+                                 NGX_HTTP_REVERSE_MCP_INVALID_PARAMS,
+                                 "Invalid params: \"ref\" with a \"type\" "
+                                 "is required");
+    }
+
+    if (ngx_http_reverse_mcp_ep_str_eq(&type, "ref/resource")) {
+        if (ngx_http_reverse_mcp_json_dump(r->pool, params, &fwd) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_reverse_mcp_ep_fan_start(r, ctx, m,
+                                              NGX_HTTP_REVERSE_MCP_EP_FAN_FIRST,
+                                              names, &fwd);
+    }
+
+    node = ngx_http_reverse_mcp_json_get(ref, "name");
+
+    if (!ngx_http_reverse_mcp_ep_str_eq(&type, "ref/prompt")
+        || ngx_http_reverse_mcp_json_get_str(ref, "name", &name) != NGX_OK)
+    {
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
+                                 NGX_HTTP_REVERSE_MCP_INVALID_PARAMS,
+                                 "Invalid params: \"ref\" must be a "
+                                 "ref/prompt with a name or a ref/resource");
+    }
+
+    ngx_str_null(&server);
+
+    rc = ngx_http_reverse_mcp_ep_split(r, ctx, &name, names, &server, &local);
+
+    ctx->call_server = server;
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
+                                 NGX_HTTP_REVERSE_MCP_ERR_UNAVAILABLE,
+                                 "Server not connected: %V (prompt %V)",
+                                 &server, &name);
+    }
+
+    if (rc != NGX_OK) {
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
+                                 NGX_HTTP_REVERSE_MCP_INVALID_PARAMS,
+                                 "Unknown prompt: %V", &name);
+    }
+
+    literal.len = ngx_http_reverse_mcp_json_escaped_len(&local);
+    literal.data = ngx_pnalloc(r->pool, literal.len);
+    if (literal.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    literal.len = ngx_http_reverse_mcp_json_escape(literal.data, &local)
+                  - literal.data;
+
+    if (ngx_http_reverse_mcp_json_dump_replace(r->pool, params, node,
+                                               &literal, &fwd)
+        != NGX_OK
+        || ngx_http_reverse_mcp_ep_progress(r, params, &progress) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_reverse_mcp_ep_call(r, ctx, &server, &m->method, &fwd,
+                                        &progress);
+}
+
+
+/*
+ * A request of the aggregate for several servers (names): FAN_LIST starts
+ * them all and merges their lists; FAN_FIRST tries them one after another
+ * until one answers without an error.  The subs' done() handlers post
+ * done_ev; ngx_http_reverse_mcp_ep_fan_step() goes on from there.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_fan_start(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_http_reverse_mcp_ep_method_t *m,
+    ngx_uint_t mode, ngx_array_t *names, ngx_str_t *params)
+{
+    ngx_str_t                      *name;
+    ngx_uint_t                      i;
+    ngx_pool_cleanup_t             *cln;
+    ngx_http_reverse_mcp_call_t    *call;
+    ngx_http_reverse_mcp_ep_sub_t  *sub;
+
+    name = names->elts;
+
+    ctx->subs = ngx_pcalloc(r->pool, names->nelts
+                                     * sizeof(ngx_http_reverse_mcp_ep_sub_t));
+    if (ctx->subs == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->fan = m;
+    ctx->fan_mode = mode;
+    ctx->nsubs = names->nelts;
+
+    /* no progress or log messages to stream: a stream only if asked */
+    ctx->sse = !ctx->accept_json;
+
+    for (i = 0; i < ctx->nsubs; i++) {
+        sub = &ctx->subs[i];
+
+        sub->ctx = ctx;
+        sub->server = name[i];
+
+        if (params) {
+            sub->params = *params;
+        }
+
+        if (mode == NGX_HTTP_REVERSE_MCP_EP_FAN_LIST
+            && ngx_array_init(&sub->items, r->pool, 16, sizeof(ngx_str_t))
+               != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        call = &sub->call;
+
+        call->agent = ctx->agent;
+        call->server = sub->server;
+        call->method = m->method;
+        call->timeout = 0;
+        call->notify = NULL;
+        call->done = ngx_http_reverse_mcp_ep_sub_done;
+        call->data = sub;
+        call->log = r->connection->log;
+        call->force_mailbox = ctx->lcf->force_mailbox;
+    }
+
+    ctx->done_ev.handler = ngx_http_reverse_mcp_ep_done_handler;
+    ctx->done_ev.data = ctx;
+    ctx->done_ev.log = r->connection->log;
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_reverse_mcp_ep_cleanup;
+    cln->data = ctx;
+
+    ctx->active = 1;
+    ctx->call_start = ngx_current_msec;
+
+    for (i = 0; i < ctx->nsubs; i++) {
+        ctx->next = i + 1;
+
+        if (ngx_http_reverse_mcp_ep_sub_start(ctx, &ctx->subs[i]) != NGX_OK)
+        {
+            continue;
+        }
+
+        if (mode == NGX_HTTP_REVERSE_MCP_EP_FAN_FIRST) {
+            break;
+        }
+    }
+
+    if (ctx->nactive == 0) {
+        ctx->active = 0;
+
+        return ngx_http_reverse_mcp_ep_error(r, ctx,
+                                 NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                 NGX_HTTP_REVERSE_MCP_INTERNAL_ERROR,
+                                 "Internal error: the call could not be "
+                                 "started");
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "reverse_mcp: endpoint %V over %ui server(s), mode %ui",
+                   &m->method, ctx->nsubs, mode);
+
+    return ngx_http_reverse_mcp_ep_track(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_reverse_mcp_ep_sub_start(ngx_http_reverse_mcp_ep_ctx_t *ctx,
+    ngx_http_reverse_mcp_ep_sub_t *sub)
+{
+    sub->call.params = sub->params;
+    ngx_str_null(&sub->call.progress_token);
+
+    if (ngx_http_reverse_mcp_call_start(&sub->call) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, ctx->request->connection->log, 0,
+                      "reverse_mcp: could not start %V of server \"%V\"",
+                      &sub->call.method, &sub->server);
+        return NGX_ERROR;
+    }
+
+    sub->active = 1;
+    ctx->nactive++;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_reverse_mcp_ep_sub_done(ngx_http_reverse_mcp_call_t *call,
+    ngx_uint_t is_error, ngx_str_t *json)
+{
+    ngx_http_reverse_mcp_ep_ctx_t  *ctx;
+    ngx_http_reverse_mcp_ep_sub_t  *sub;
+
+    sub = call->data;
+    ctx = sub->ctx;
+
+    if (!sub->active) {
+        return;
+    }
+
+    sub->active = 0;
+    ctx->nactive--;
+
+    sub->answered = 1;
+    sub->is_error = is_error;
+    sub->result.data = ngx_pnalloc(ctx->request->pool, json->len);
+
+    if (sub->result.data == NULL) {
+        ctx->failed = 1;
+
+    } else {
+        ngx_memcpy(sub->result.data, json->data, json->len);
+        sub->result.len = json->len;
+    }
+
+    /* as for one call: go on from a posted event */
+
+    if (!ctx->done_ev.posted) {
+        ngx_post_event(&ctx->done_ev, &ngx_posted_events);
+    }
+}
+
+
+/*
+ * The subs that answered since the last step: NGX_AGAIN while some run;
+ * NGX_OK when the reply is ctx->result (an error when ctx->is_error), the
+ * request no longer active; NGX_ERROR (no memory).
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_fan_step(ngx_http_reverse_mcp_ep_ctx_t *ctx)
+{
+    ngx_uint_t                      i;
+    ngx_http_reverse_mcp_ep_sub_t  *sub;
+
+    for (i = 0; i < ctx->nsubs; i++) {
+        sub = &ctx->subs[i];
+
+        if (!sub->answered) {
+            continue;
+        }
+
+        sub->answered = 0;
+
+        if (ctx->fan_mode == NGX_HTTP_REVERSE_MCP_EP_FAN_LIST) {
+            if (ngx_http_reverse_mcp_ep_fan_page(ctx, sub) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            continue;
+        }
+
+        /* FAN_FIRST: the first success, in the order of the names */
+
+        if (!sub->is_error) {
+            ctx->result = sub->result;
+            ctx->is_error = 0;
+            ctx->call_server = sub->server;
+            ctx->call.owner_pid = sub->call.owner_pid;
+            goto done;
+        }
+
+        ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
+                       "reverse_mcp: endpoint %V: server \"%V\" answered %V",
+                       &ctx->fan->method, &sub->server, &sub->result);
+
+        if (ctx->first_error.len == 0) {
+            ctx->first_error = sub->result;
+            ctx->call_server = sub->server;
+        }
+
+        while (ctx->nactive == 0 && ctx->next < ctx->nsubs) {
+            (void) ngx_http_reverse_mcp_ep_sub_start(ctx,
+                                                 &ctx->subs[ctx->next++]);
+        }
+    }
+
+    if (ctx->nactive) {
+        return NGX_AGAIN;
+    }
+
+    if (ctx->fan_mode == NGX_HTTP_REVERSE_MCP_EP_FAN_LIST) {
+        if (ngx_http_reverse_mcp_ep_fan_merge(ctx) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else {
+        /* no server answered without an error: the first error */
+        ctx->result = ctx->first_error;
+        ctx->is_error = 1;
+    }
+
+done:
+
+    ctx->call_time = ngx_current_msec - ctx->call_start;
+    ctx->call_timed = 1;
+
+    ngx_http_reverse_mcp_ep_stop(ctx, 1);
+
+    return NGX_OK;
+}
+
+
+/*
+ * A page of one server's list: its items join the sub's (prompt names
+ * prefixed with the server); a nextCursor asks for the next page.  A
+ * server that fails is left out of the list, with a warning.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_fan_page(ngx_http_reverse_mcp_ep_ctx_t *ctx,
+    ngx_http_reverse_mcp_ep_sub_t *sub)
+{
+    u_char              *p;
+    char                 err[64];
+    size_t               i;
+    yajl_val             root, list, elt, name;
+    ngx_str_t            text, full, literal, cursor, *item;
+    ngx_uint_t           rename;
+    ngx_log_t           *log;
+    ngx_pool_t          *pool;
+
+    log = ctx->request->connection->log;
+    pool = ctx->request->pool;
+
+    if (sub->is_error) {
+        text = sub->result;
+
+        if (text.len > 256) {
+            text.len = 256;
+        }
+
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "reverse_mcp: %V of server \"%V\" failed, left out of "
+                      "the aggregate: %V", &ctx->fan->method, &sub->server,
+                      &text);
+
+        sub->items.nelts = 0;
+        return NGX_OK;
+    }
+
+    root = ngx_http_reverse_mcp_json_parse(sub->result.data, sub->result.len,
+                                           err, sizeof(err));
+
+    list = ngx_http_reverse_mcp_json_get(root, ctx->fan->key);
+
+    if (!YAJL_IS_ARRAY(list)) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "reverse_mcp: %V of server \"%V\" has no \"%s\" array, "
+                      "left out of the aggregate", &ctx->fan->method,
+                      &sub->server, ctx->fan->key);
+
+        if (root) {
+            yajl_tree_free(root);
+        }
+
+        sub->items.nelts = 0;
+        return NGX_OK;
+    }
+
+    rename = (ctx->fan->cap == NGX_HTTP_REVERSE_MCP_EP_CAP_PROMPTS);
+
+    for (i = 0; i < list->u.array.len; i++) {
+        elt = list->u.array.values[i];
+
+        item = ngx_array_push(&sub->items);
+        if (item == NULL) {
+            goto failed;
+        }
+
+        if (!rename) {
+            if (ngx_http_reverse_mcp_json_dump(pool, elt, item) != NGX_OK) {
+                goto failed;
+            }
+
+            continue;
+        }
+
+        /* "<server><sep><prompt>" */
+
+        name = ngx_http_reverse_mcp_json_get(elt, "name");
+
+        if (!YAJL_IS_STRING(name)) {
+            ngx_log_error(NGX_LOG_WARN, log, 0,
+                          "reverse_mcp: a prompt of server \"%V\" without a "
+                          "name, left out", &sub->server);
+            sub->items.nelts--;
+            continue;
+        }
+
+        text.data = (u_char *) name->u.string;
+        text.len = ngx_strlen(name->u.string);
+
+        full.len = sub->server.len + ctx->lcf->tool_separator.len + text.len;
+        full.data = ngx_pnalloc(pool, full.len);
+        if (full.data == NULL) {
+            goto failed;
+        }
+
+        p = ngx_cpymem(full.data, sub->server.data, sub->server.len);
+        p = ngx_cpymem(p, ctx->lcf->tool_separator.data,
+                       ctx->lcf->tool_separator.len);
+        ngx_memcpy(p, text.data, text.len);
+
+        literal.data = ngx_pnalloc(pool,
+                                ngx_http_reverse_mcp_json_escaped_len(&full));
+        if (literal.data == NULL) {
+            goto failed;
+        }
+
+        literal.len = ngx_http_reverse_mcp_json_escape(literal.data, &full)
+                      - literal.data;
+
+        if (ngx_http_reverse_mcp_json_dump_replace(pool, elt, name, &literal,
+                                                   item)
+            != NGX_OK)
+        {
+            goto failed;
+        }
+    }
+
+    if (ngx_http_reverse_mcp_json_get_str(root, "nextCursor", &text)
+        == NGX_OK
+        && text.len)
+    {
+        if (++sub->pages >= NGX_HTTP_REVERSE_MCP_EP_MAX_PAGES) {
+            ngx_log_error(NGX_LOG_WARN, log, 0,
+                          "reverse_mcp: %V of server \"%V\" has more than %d "
+                          "pages, the rest is left out of the aggregate",
+                          &ctx->fan->method, &sub->server,
+                          NGX_HTTP_REVERSE_MCP_EP_MAX_PAGES);
+
+        } else {
+            cursor.len = sizeof("{\"cursor\":}") - 1
+                         + ngx_http_reverse_mcp_json_escaped_len(&text);
+            cursor.data = ngx_pnalloc(pool, cursor.len);
+            if (cursor.data == NULL) {
+                goto failed;
+            }
+
+            p = ngx_cpymem(cursor.data, "{\"cursor\":", 10);
+            p = ngx_http_reverse_mcp_json_escape(p, &text);
+            *p++ = '}';
+            cursor.len = p - cursor.data;
+
+            sub->params = cursor;
+
+            if (ngx_http_reverse_mcp_ep_sub_start(ctx, sub) != NGX_OK) {
+                sub->items.nelts = 0;
+            }
+        }
+    }
+
+    yajl_tree_free(root);
+
+    return NGX_OK;
+
+failed:
+
+    yajl_tree_free(root);
+
+    return NGX_ERROR;
+}
+
+
+/* {"<key>":[every item of every server, in the order of the servers]} */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_fan_merge(ngx_http_reverse_mcp_ep_ctx_t *ctx)
+{
+    u_char                         *p;
+    size_t                          len;
+    ngx_str_t                      *item;
+    ngx_uint_t                      i, j, first;
+    ngx_http_reverse_mcp_ep_sub_t  *sub;
+
+    len = sizeof("{\"\":[]}") + ngx_strlen(ctx->fan->key);
+
+    for (i = 0; i < ctx->nsubs; i++) {
+        sub = &ctx->subs[i];
+        item = sub->items.elts;
+
+        for (j = 0; j < sub->items.nelts; j++) {
+            len += item[j].len + 1;
+        }
+    }
+
+    p = ngx_pnalloc(ctx->request->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->result.data = p;
+    p = ngx_sprintf(p, "{\"%s\":[", ctx->fan->key);
+    first = 1;
+
+    for (i = 0; i < ctx->nsubs; i++) {
+        sub = &ctx->subs[i];
+        item = sub->items.elts;
+
+        for (j = 0; j < sub->items.nelts; j++) {
+            if (!first) {
+                *p++ = ',';
+            }
+
+            first = 0;
+            p = ngx_cpymem(p, item[j].data, item[j].len);
+        }
+    }
+
+    *p++ = ']';
+    *p++ = '}';
+
+    ctx->result.len = p - ctx->result.data;
+    ctx->is_error = 0;
+
+    return NGX_OK;
+}
+
+
 /* a notification of the call: streamed when the reply is a stream */
 static void
 ngx_http_reverse_mcp_ep_notify(ngx_http_reverse_mcp_call_t *call,
@@ -2199,6 +3488,18 @@ ngx_http_reverse_mcp_ep_done_handler(ngx_event_t *ev)
     r = ctx->request;
     c = r->connection;
 
+    if (ctx->fan && ctx->active && !ctx->failed && !ctx->cancelled) {
+        rc = ngx_http_reverse_mcp_ep_fan_step(ctx);
+
+        if (rc == NGX_AGAIN) {
+            return;
+        }
+
+        if (rc != NGX_OK) {
+            ctx->failed = 1;
+        }
+    }
+
     if (ctx->active) {
         /* a write error while streaming */
         ngx_http_reverse_mcp_ep_stop(ctx, 1);
@@ -2231,7 +3532,7 @@ ngx_http_reverse_mcp_ep_done_handler(ngx_event_t *ev)
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "reverse_mcp: endpoint call of %V done (error: %ui)",
-                   &ctx->tool, ctx->is_error);
+                   &ctx->label, ctx->is_error);
 
     value = ctx->result;
 
@@ -2247,6 +3548,8 @@ static void
 ngx_http_reverse_mcp_ep_stop(ngx_http_reverse_mcp_ep_ctx_t *ctx,
     ngx_uint_t cancel)
 {
+    ngx_uint_t  i;
+
     if (ctx->in_queue) {
         ngx_queue_remove(&ctx->queue);
         ctx->in_queue = 0;
@@ -2255,9 +3558,23 @@ ngx_http_reverse_mcp_ep_stop(ngx_http_reverse_mcp_ep_ctx_t *ctx,
     if (ctx->active) {
         ctx->active = 0;
 
-        if (cancel) {
-            ngx_http_reverse_mcp_call_cancel(&ctx->call);
+        if (!cancel) {
+            return;
         }
+
+        if (ctx->fan == NULL) {
+            ngx_http_reverse_mcp_call_cancel(&ctx->call);
+            return;
+        }
+
+        for (i = 0; i < ctx->nsubs; i++) {
+            if (ctx->subs[i].active) {
+                ctx->subs[i].active = 0;
+                ngx_http_reverse_mcp_call_cancel(&ctx->subs[i].call);
+            }
+        }
+
+        ctx->nactive = 0;
     }
 }
 
@@ -2269,8 +3586,8 @@ ngx_http_reverse_mcp_ep_cleanup(void *data)
 
     if (ctx->active) {
         ngx_log_error(NGX_LOG_INFO, ctx->request->connection->log, 0,
-                      "reverse_mcp: endpoint call of tool \"%V\" cancelled: "
-                      "the client went away", &ctx->tool);
+                      "reverse_mcp: endpoint call of %V cancelled: "
+                      "the client went away", &ctx->label);
     }
 
     ngx_http_reverse_mcp_ep_stop(ctx, 1);
@@ -2329,8 +3646,8 @@ ngx_http_reverse_mcp_ep_cancel_local(ngx_str_t *session,
         }
 
         ngx_log_error(NGX_LOG_INFO, ctx->request->connection->log, 0,
-                      "reverse_mcp: endpoint call of tool \"%V\" cancelled "
-                      "by the client", &ctx->tool);
+                      "reverse_mcp: endpoint call of %V cancelled "
+                      "by the client", &ctx->label);
 
         ngx_http_reverse_mcp_ep_stop(ctx, 1);
         ctx->cancelled = 1;

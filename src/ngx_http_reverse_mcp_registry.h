@@ -141,6 +141,14 @@ ngx_uint_t ngx_http_reverse_mcp_registry_generation(ngx_shm_zone_t *zone,
 ngx_slab_pool_t *ngx_http_reverse_mcp_registry_shpool(ngx_shm_zone_t *zone);
 void **ngx_http_reverse_mcp_registry_sessions_root(ngx_shm_zone_t *zone);
 
+/*
+ * A server's capabilities as it declared them in initialize (a JSON
+ * object copied into pool memory; empty when it declared none): NGX_OK,
+ * NGX_DECLINED when the server is not connected, NGX_ERROR (no memory).
+ */
+ngx_int_t ngx_http_reverse_mcp_registry_capabilities(ngx_shm_zone_t *zone,
+    ngx_pool_t *pool, ngx_str_t *agent, ngx_str_t *server, ngx_str_t *out);
+
 /* the registry as JSON (status page); agent filter may be empty */
 ngx_int_t ngx_http_reverse_mcp_registry_render(ngx_shm_zone_t *zone,
     ngx_pool_t *pool, ngx_array_t *agents, ngx_str_t *filter,
