@@ -16,7 +16,8 @@ APT_PKGS := nginx-core nginx-dev libyajl-dev libssl-dev libcurl4-openssl-dev \
             openssl curl ca-certificates make gcc \
             libtest-base-perl libmojolicious-perl libprotocol-websocket-perl \
             libio-socket-ssl-perl libtest-longstring-perl libtext-diff-perl \
-            liblist-moreutils-perl libcpanel-json-xs-perl libcmocka-dev
+            liblist-moreutils-perl libcpanel-json-xs-perl libcmocka-dev \
+            clang libclang-rt-14-dev
 
 SRCS := $(wildcard src/*.c src/*.h) config
 
