@@ -37,6 +37,16 @@
  * ref/resource) go to the servers that declare resources one after
  * another, in name order, until one answers without an error.
  *
+ * 2026-07-28 (stateless) on the same location: a request whose
+ * params._meta carries io.modelcontextprotocol/protocolVersion (and that
+ * is not an initialize) has no session; its MCP-Protocol-Version,
+ * Mcp-Method and Mcp-Name headers must match the body (-32020), other
+ * versions are -32022, unknown and removed methods (ping,
+ * logging/setLevel, resources/(un)subscribe) HTTP 404 + -32601; results
+ * get resultType (and ttlMs/cacheScope when cacheable); server/discover;
+ * subscriptions/listen shares the GET stream's generation polling
+ * (ngx_http_reverse_mcp_ep_stream).
+ *
  * Nothing of the caller's HTTP request but the call's params reaches the
  * reverse server: not its Authorization header, not its cookies.
  */
@@ -54,6 +64,15 @@
 #define NGX_HTTP_REVERSE_MCP_EP_LATEST     "2025-11-25"
 #define NGX_HTTP_REVERSE_MCP_EP_SUPPORTED  \
     "2025-03-26, 2025-06-18, 2025-11-25"
+
+/* the stateless revision, served on the same location (dual era) */
+#define NGX_HTTP_REVERSE_MCP_EP_MODERN     "2026-07-28"
+#define NGX_HTTP_REVERSE_MCP_EP_ALL_VERSIONS                                 \
+    "[\"2026-07-28\",\"2025-11-25\",\"2025-06-18\",\"2025-03-26\"]"
+#define NGX_HTTP_REVERSE_MCP_EP_TTL_MS     0     /* list results: stale at
+                                                    once (servers come and
+                                                    go at any time) */
+#define NGX_HTTP_REVERSE_MCP_EP_META       "io.modelcontextprotocol/"
 
 #define NGX_HTTP_REVERSE_MCP_EP_POLL       100   /* ms, cancellation ring */
 #define NGX_HTTP_REVERSE_MCP_EP_LISTEN     250   /* ms, GET stream checks */
@@ -84,6 +103,9 @@
 /* as the MCP TypeScript SDK's server answers transport-level errors */
 #define NGX_HTTP_REVERSE_MCP_BAD_REQUEST       -32000
 #define NGX_HTTP_REVERSE_MCP_NO_SESSION        -32001
+/* MCP 2026-07-28 */
+#define NGX_HTTP_REVERSE_MCP_HEADER_MISMATCH   -32020
+#define NGX_HTTP_REVERSE_MCP_UNSUPPORTED_VERSION -32022
 
 
 typedef struct ngx_http_reverse_mcp_ep_ctx_s  ngx_http_reverse_mcp_ep_ctx_t;
@@ -144,6 +166,9 @@ struct ngx_http_reverse_mcp_ep_ctx_s {
     unsigned                              in_queue:1;
     unsigned                              cancelled:1;
     unsigned                              failed:1;
+    unsigned                              modern:1;   /* 2026-07-28 */
+    unsigned                              sub_tools:1; /* listen: tools
+                                                          list_changed */
 
     /* for the access log variables */
     ngx_str_t                             method;
@@ -273,6 +298,30 @@ static ngx_int_t ngx_http_reverse_mcp_ep_token_ok(ngx_http_request_t *r,
     ngx_array_t *tokens, const char **reason);
 static ngx_int_t ngx_http_reverse_mcp_ep_listen(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_ctx_t *ctx);
+static ngx_int_t ngx_http_reverse_mcp_ep_stream(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx);
+static ngx_int_t ngx_http_reverse_mcp_ep_stream_write(ngx_http_request_t *r,
+    ngx_str_t *text);
+static ngx_int_t ngx_http_reverse_mcp_ep_instructions(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *instr);
+static ngx_int_t ngx_http_reverse_mcp_ep_modern_version(ngx_http_request_t *r,
+    yajl_val params, ngx_str_t *version);
+static ngx_int_t ngx_http_reverse_mcp_ep_modern(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, yajl_val id, ngx_str_t *method,
+    yajl_val params, ngx_str_t *version);
+static ngx_int_t ngx_http_reverse_mcp_ep_unsupported(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *version);
+static ngx_int_t ngx_http_reverse_mcp_ep_name_ok(ngx_str_t *header,
+    ngx_str_t *body);
+static void ngx_http_reverse_mcp_ep_strip_meta(yajl_val params);
+static ngx_int_t ngx_http_reverse_mcp_ep_discover(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx);
+static ngx_int_t ngx_http_reverse_mcp_ep_subscribe(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, yajl_val params);
+static ngx_int_t ngx_http_reverse_mcp_ep_has_key(ngx_str_t *json,
+    const char *key);
+static ngx_int_t ngx_http_reverse_mcp_ep_modern_result(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *value, ngx_str_t *out);
 static void ngx_http_reverse_mcp_ep_listen_handler(ngx_event_t *ev);
 static void ngx_http_reverse_mcp_ep_listen_cleanup(void *data);
 static ngx_int_t ngx_http_reverse_mcp_ep_reply(ngx_http_request_t *r,
@@ -1149,6 +1198,7 @@ ngx_http_reverse_mcp_ep_process(ngx_http_request_t *r,
 {
     char                                 err[128];
     yajl_val                             msg, id, params = NULL;
+    ngx_int_t                            rc;
     ngx_str_t                            method, version, empty;
     ngx_table_elt_t                     *h;
     ngx_pool_cleanup_t                  *cln;
@@ -1246,6 +1296,33 @@ ngx_http_reverse_mcp_ep_process(ngx_http_request_t *r,
 
     if (id && ngx_http_reverse_mcp_ep_str_eq(&method, "initialize")) {
         return ngx_http_reverse_mcp_ep_initialize(r, ctx, params);
+    }
+
+    /* 2026-07-28: the version in the body's _meta, no session */
+
+    rc = ngx_http_reverse_mcp_ep_modern_version(r, params, &version);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_OK) {
+        return ngx_http_reverse_mcp_ep_modern(r, ctx, id, &method, params,
+                                              &version);
+    }
+
+    h = ngx_http_reverse_mcp_ep_header(r, "MCP-Protocol-Version", 20);
+
+    if (h && ngx_http_reverse_mcp_ep_str_eq(&h->value,
+                                            NGX_HTTP_REVERSE_MCP_EP_MODERN))
+    {
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                 NGX_HTTP_REVERSE_MCP_HEADER_MISMATCH,
+                                 "Header mismatch: MCP-Protocol-Version is "
+                                 NGX_HTTP_REVERSE_MCP_EP_MODERN " but the "
+                                 "body has no _meta[\""
+                                 NGX_HTTP_REVERSE_MCP_EP_META
+                                 "protocolVersion\"]");
     }
 
 session:
@@ -1476,31 +1553,9 @@ ngx_http_reverse_mcp_ep_initialize(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* instructions: what the tools are */
-
-    len = sizeof("Tools of the reverse MCP server \"\" of agent \"\".") - 1
-          + ctx->server.len + ctx->agent.len
-          + sizeof("Tools of the reverse MCP servers connected to agent "
-                   "\"\", named <server><tool>.") - 1
-          + ctx->lcf->tool_separator.len;
-
-    instr.data = ngx_pnalloc(r->pool, len);
-    if (instr.data == NULL) {
+    if (ngx_http_reverse_mcp_ep_instructions(r, ctx, &instr) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    if (ctx->server.len) {
-        p = ngx_sprintf(instr.data,
-                        "Tools of the reverse MCP server \"%V\" of agent "
-                        "\"%V\".", &ctx->server, &ctx->agent);
-    } else {
-        p = ngx_sprintf(instr.data,
-                        "Tools of the reverse MCP servers connected to "
-                        "agent \"%V\", named <server>%V<tool>.",
-                        &ctx->agent, &ctx->lcf->tool_separator);
-    }
-
-    instr.len = p - instr.data;
 
     /* resources, prompts, completions: as the reverse servers have them */
 
@@ -3378,6 +3433,7 @@ ngx_http_reverse_mcp_ep_notify(ngx_http_reverse_mcp_call_t *call,
     yajl_val                        msg, params;
     ngx_int_t                       level, rc;
     ngx_str_t                       method, name;
+    ngx_uint_t                      is_log;
     ngx_http_request_t             *r;
     ngx_http_reverse_mcp_ep_ctx_t  *ctx;
 
@@ -3388,9 +3444,12 @@ ngx_http_reverse_mcp_ep_notify(ngx_http_reverse_mcp_call_t *call,
         return;
     }
 
-    /* log messages below the session's logging/setLevel are dropped */
+    /*
+     * log messages below the session's logging/setLevel are dropped; in
+     * 2026-07-28 all of them unless the request asked for a logLevel
+     */
 
-    if (ctx->log_level > 1
+    if ((ctx->log_level > 1 || (ctx->modern && ctx->log_level == 0))
         && ngx_strlcasestrn(json->data, json->data + json->len,
                             (u_char *) "notifications/message", 20))
     {
@@ -3402,15 +3461,20 @@ ngx_http_reverse_mcp_ep_notify(ngx_http_reverse_mcp_call_t *call,
 
         params = ngx_http_reverse_mcp_json_get(msg, "params");
         level = NGX_ERROR;
+        is_log = 0;
 
         if (ngx_http_reverse_mcp_json_get_str(msg, "method", &method)
             == NGX_OK
             && ngx_http_reverse_mcp_ep_str_eq(&method,
-                                              "notifications/message")
-            && ngx_http_reverse_mcp_json_get_str(params, "level", &name)
-               == NGX_OK)
+                                              "notifications/message"))
         {
-            level = ngx_http_reverse_mcp_ep_level(&name);
+            is_log = 1;
+
+            if (ngx_http_reverse_mcp_json_get_str(params, "level", &name)
+                == NGX_OK)
+            {
+                level = ngx_http_reverse_mcp_ep_level(&name);
+            }
         }
 
         yajl_tree_free(msg);
@@ -3418,6 +3482,11 @@ ngx_http_reverse_mcp_ep_notify(ngx_http_reverse_mcp_call_t *call,
         if (level != NGX_ERROR
             && (ngx_uint_t) level + 1 < ctx->log_level)
         {
+            return;
+        }
+
+        if (is_log && ctx->log_level == 0) {
+            /* 2026-07-28 without a logLevel */
             return;
         }
     }
@@ -3759,9 +3828,19 @@ ngx_http_reverse_mcp_ep_reply(ngx_http_request_t *r,
 {
     u_char     *p;
     ngx_int_t   rc;
-    ngx_str_t   body;
+    ngx_str_t   body, modern;
 
     ctx->outcome = is_error ? "error" : "ok";
+
+    if (ctx->modern && !is_error) {
+        if (ngx_http_reverse_mcp_ep_modern_result(r, ctx, value, &modern)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        value = &modern;
+    }
 
     body.len = sizeof("{\"jsonrpc\":\"2.0\",\"id\":,\"result\":}") - 1
                + ctx->id.len + value->len;
@@ -3824,6 +3903,13 @@ ngx_http_reverse_mcp_ep_error(ngx_http_request_t *r,
     *p++ = '}';
 
     value.len = p - value.data;
+
+    if (ctx->modern && status == NGX_HTTP_OK
+        && code == NGX_HTTP_REVERSE_MCP_METHOD_NOT_FOUND)
+    {
+        /* 2026-07-28: a method the server does not implement is a 404 */
+        status = NGX_HTTP_NOT_FOUND;
+    }
 
     if (status == NGX_HTTP_OK) {
         /* an error of the request: the reply it asked for, in its form */
@@ -4059,9 +4145,8 @@ static ngx_int_t
 ngx_http_reverse_mcp_ep_listen(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_ctx_t *ctx)
 {
-    ngx_int_t            rc;
-    ngx_table_elt_t     *h;
-    ngx_pool_cleanup_t  *cln;
+    ngx_int_t         rc;
+    ngx_table_elt_t  *h;
 
     ngx_http_reverse_mcp_ep_accept(r, ctx);
 
@@ -4093,9 +4178,41 @@ ngx_http_reverse_mcp_ep_listen(ngx_http_request_t *r,
                                              "Session not found");
     }
 
+    rc = ngx_http_reverse_mcp_ep_stream(r, ctx);
+
+    if (rc != NGX_OK) {
+        return rc == NGX_ERROR ? NGX_HTTP_INTERNAL_SERVER_ERROR : rc;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "reverse_mcp: GET stream of session %V", &ctx->session);
+
+    /* the content handler's NGX_DONE takes one reference */
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+/*
+ * A long-lived stream of change notifications, shared by the GET stream
+ * (legacy sessions) and subscriptions/listen (2026-07-28): the SSE
+ * headers are sent, then every NGX_HTTP_REVERSE_MCP_EP_LISTEN ms the
+ * agent's generation in the shared zone is compared with the last one
+ * seen (ngx_http_reverse_mcp_ep_listen_handler).  A client that goes
+ * away ends it (ngx_http_test_reading finalizes, the cleanup deletes the
+ * timer).  The caller finalizes once more when it returns NGX_OK.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_stream(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx)
+{
+    ngx_int_t            rc;
+    ngx_pool_cleanup_t  *cln;
+
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
     cln->handler = ngx_http_reverse_mcp_ep_listen_cleanup;
@@ -4112,20 +4229,45 @@ ngx_http_reverse_mcp_ep_listen(ngx_http_request_t *r,
     rc = ngx_http_reverse_mcp_ep_sse_open(r, ctx);
 
     if (rc != NGX_OK) {
-        return rc == NGX_ERROR ? NGX_HTTP_INTERNAL_SERVER_ERROR : rc;
+        return rc;
     }
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "reverse_mcp: GET stream of session %V", &ctx->session);
-
-    /* a client that goes away ends the stream */
     r->read_event_handler = ngx_http_test_reading;
 
     ngx_add_timer(&ctx->listen_ev, NGX_HTTP_REVERSE_MCP_EP_LISTEN);
 
-    r->main->count++;
+    return NGX_OK;
+}
 
-    return NGX_DONE;
+
+/* raw SSE text (a comment, an event), flushed */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_stream_write(ngx_http_request_t *r, ngx_str_t *text)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = text->data;
+    b->last = text->data + text->len;
+    b->memory = 1;
+    b->flush = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    rc = ngx_http_output_filter(r, &out);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_reverse_mcp_ep_pending(r);
 }
 
 
@@ -4134,11 +4276,10 @@ ngx_http_reverse_mcp_ep_listen_handler(ngx_event_t *ev)
 {
     ngx_http_reverse_mcp_ep_ctx_t  *ctx = ev->data;
 
+    u_char              *p;
     ngx_int_t            rc;
-    ngx_str_t            json;
-    ngx_buf_t           *b;
+    ngx_str_t            json, closed;
     ngx_uint_t           gen;
-    ngx_chain_t          out;
     ngx_connection_t    *c;
     ngx_http_request_t  *r;
 
@@ -4150,12 +4291,38 @@ ngx_http_reverse_mcp_ep_listen_handler(ngx_event_t *ev)
     c = r->connection;
 
     if (ngx_exiting || ngx_terminate
-        || ngx_http_reverse_mcp_session_touch(ctx->zone, &ctx->session,
-                                              &ctx->agent, NULL)
-           != NGX_OK)
+        || (!ctx->modern
+            && ngx_http_reverse_mcp_session_touch(ctx->zone, &ctx->session,
+                                                  &ctx->agent, NULL)
+               != NGX_OK))
     {
-        /* the session or the worker ends: so does the stream */
-        rc = ngx_http_send_special(r, NGX_HTTP_LAST);
+        /*
+         * the session or the worker ends: so does the stream; a
+         * subscription ends with its (empty) result
+         */
+        rc = NGX_OK;
+
+        if (ctx->modern) {
+            p = ngx_pnalloc(r->pool, sizeof("{\"_meta\":{\""
+                                            NGX_HTTP_REVERSE_MCP_EP_META
+                                            "subscriptionId\":}}")
+                                     + ctx->id.len);
+            if (p == NULL) {
+                rc = NGX_ERROR;
+
+            } else {
+                closed.data = p;
+                closed.len = ngx_sprintf(p, "{\"_meta\":{\""
+                                         NGX_HTTP_REVERSE_MCP_EP_META
+                                         "subscriptionId\":%V}}", &ctx->id)
+                             - p;
+                rc = ngx_http_reverse_mcp_ep_reply(r, ctx, 0, &closed);
+            }
+
+        } else {
+            rc = ngx_http_send_special(r, NGX_HTTP_LAST);
+        }
+
         ngx_http_finalize_request(r, rc == NGX_ERROR ? NGX_ERROR : NGX_OK);
         ngx_http_run_posted_requests(c);
         return;
@@ -4166,38 +4333,48 @@ ngx_http_reverse_mcp_ep_listen_handler(ngx_event_t *ev)
 
     if (gen != ctx->listen_gen) {
         ctx->listen_gen = gen;
-        ctx->listen_write = ngx_time();
 
-        json.data = changed;
-        json.len = sizeof(changed) - 1;
+        if (!ctx->modern) {
+            ctx->listen_write = ngx_time();
 
-        rc = ngx_http_reverse_mcp_ep_sse_event(r, ctx, &json, 0);
+            json.data = changed;
+            json.len = sizeof(changed) - 1;
 
-    } else if (ngx_time() - ctx->listen_write
-               >= NGX_HTTP_REVERSE_MCP_EP_KEEPALIVE)
-    {
-        ctx->listen_write = ngx_time();
+            rc = ngx_http_reverse_mcp_ep_sse_event(r, ctx, &json, 0);
 
-        b = ngx_calloc_buf(r->pool);
-        if (b == NULL) {
-            rc = NGX_ERROR;
+        } else if (ctx->sub_tools) {
+            /* on a subscription: with the subscription's id */
+            ctx->listen_write = ngx_time();
 
-        } else {
-            ngx_str_set(&json, ": keepalive\n\n");
-            b->pos = json.data;
-            b->last = json.data + json.len;
-            b->memory = 1;
-            b->flush = 1;
+            p = ngx_pnalloc(r->pool, sizeof("{\"jsonrpc\":\"2.0\",\"method\":"
+                                        "\"notifications/tools/list_changed\","
+                                        "\"params\":{\"_meta\":{\""
+                                        NGX_HTTP_REVERSE_MCP_EP_META
+                                        "subscriptionId\":}}}")
+                                 + ctx->id.len);
+            if (p == NULL) {
+                rc = NGX_ERROR;
 
-            out.buf = b;
-            out.next = NULL;
+            } else {
+                json.data = p;
+                json.len = ngx_sprintf(p, "{\"jsonrpc\":\"2.0\",\"method\":"
+                                       "\"notifications/tools/list_changed\","
+                                       "\"params\":{\"_meta\":{\""
+                                       NGX_HTTP_REVERSE_MCP_EP_META
+                                       "subscriptionId\":%V}}}", &ctx->id)
+                           - p;
 
-            rc = ngx_http_output_filter(r, &out);
-
-            if (rc != NGX_ERROR) {
-                rc = ngx_http_reverse_mcp_ep_pending(r);
+                rc = ngx_http_reverse_mcp_ep_sse_event(r, ctx, &json, 0);
             }
         }
+    }
+
+    if (rc == NGX_OK
+        && ngx_time() - ctx->listen_write >= NGX_HTTP_REVERSE_MCP_EP_KEEPALIVE)
+    {
+        ctx->listen_write = ngx_time();
+        ngx_str_set(&json, ": keepalive\n\n");
+        rc = ngx_http_reverse_mcp_ep_stream_write(r, &json);
     }
 
     if (rc == NGX_ERROR) {
@@ -4218,6 +4395,677 @@ ngx_http_reverse_mcp_ep_listen_cleanup(void *data)
     if (ctx->listen_ev.timer_set) {
         ngx_del_timer(&ctx->listen_ev);
     }
+}
+
+
+/*
+ * MCP 2026-07-28 (stateless) on the same location: a request whose
+ * params._meta carries "io.modelcontextprotocol/protocolVersion" (and is
+ * not an initialize) is served without a session.
+ */
+
+
+/* the description of what this endpoint serves, for initialize/discover */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_instructions(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *instr)
+{
+    u_char  *p;
+    size_t   len;
+
+    len = sizeof("Tools of the reverse MCP server \"\" of agent \"\".") - 1
+          + ctx->server.len + ctx->agent.len
+          + sizeof("Tools of the reverse MCP servers connected to agent "
+                   "\"\", named <server><tool>.") - 1
+          + ctx->lcf->tool_separator.len;
+
+    instr->data = ngx_pnalloc(r->pool, len);
+    if (instr->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ctx->server.len) {
+        p = ngx_sprintf(instr->data,
+                        "Tools of the reverse MCP server \"%V\" of agent "
+                        "\"%V\".", &ctx->server, &ctx->agent);
+    } else {
+        p = ngx_sprintf(instr->data,
+                        "Tools of the reverse MCP servers connected to "
+                        "agent \"%V\", named <server>%V<tool>.",
+                        &ctx->agent, &ctx->lcf->tool_separator);
+    }
+
+    instr->len = p - instr->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * params._meta["io.modelcontextprotocol/protocolVersion"], copied to the
+ * pool: NGX_OK, NGX_DECLINED (none: a legacy message), NGX_ERROR.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_modern_version(ngx_http_request_t *r,
+    yajl_val params, ngx_str_t *version)
+{
+    yajl_val   meta, v;
+    ngx_str_t  str;
+
+    meta = ngx_http_reverse_mcp_json_get(params, "_meta");
+    v = ngx_http_reverse_mcp_json_get(meta,
+                                NGX_HTTP_REVERSE_MCP_EP_META "protocolVersion");
+
+    if (v == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_reverse_mcp_json_get_str(meta,
+                                NGX_HTTP_REVERSE_MCP_EP_META "protocolVersion",
+                                &str)
+        != NGX_OK)
+    {
+        /* not a version: unsupported, shown as JSON text */
+        return ngx_http_reverse_mcp_json_dump(r->pool, v, version);
+    }
+
+    version->len = str.len;
+    version->data = ngx_pnalloc(r->pool, str.len + 1);
+    if (version->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(version->data, str.data, str.len);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_reverse_mcp_ep_modern(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, yajl_val id, ngx_str_t *method,
+    yajl_val params, ngx_str_t *version)
+{
+    yajl_val                           meta;
+    ngx_int_t                          level;
+    ngx_str_t                          value, hname, level_name;
+    const char                        *key;
+    ngx_table_elt_t                   *h;
+    ngx_http_reverse_mcp_ep_method_t  *m;
+
+    ctx->modern = 1;
+
+    /* no sessions in this revision: Mcp-Session-Id is ignored */
+    ngx_str_null(&ctx->session);
+
+    h = ngx_http_reverse_mcp_ep_header(r, "MCP-Protocol-Version", 20);
+
+    if (h == NULL) {
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                 NGX_HTTP_REVERSE_MCP_HEADER_MISMATCH,
+                                 "Header mismatch: the MCP-Protocol-Version "
+                                 "header is required");
+    }
+
+    if (h->value.len != version->len
+        || ngx_strncmp(h->value.data, version->data, version->len) != 0)
+    {
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                 NGX_HTTP_REVERSE_MCP_HEADER_MISMATCH,
+                                 "Header mismatch: MCP-Protocol-Version "
+                                 "header value '%V' does not match body "
+                                 "value '%V'", &h->value, version);
+    }
+
+    if (!ngx_http_reverse_mcp_ep_str_eq(version,
+                                        NGX_HTTP_REVERSE_MCP_EP_MODERN))
+    {
+        return ngx_http_reverse_mcp_ep_unsupported(r, ctx, version);
+    }
+
+    if (id == NULL) {
+        /* this revision defines no client notifications over HTTP */
+        return ngx_http_reverse_mcp_ep_send(r, NGX_HTTP_ACCEPTED, NULL);
+    }
+
+    /* the request metadata headers must match the body */
+
+    h = ngx_http_reverse_mcp_ep_header(r, "Mcp-Method", 10);
+
+    if (h == NULL) {
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                 NGX_HTTP_REVERSE_MCP_HEADER_MISMATCH,
+                                 "Header mismatch: the Mcp-Method header is "
+                                 "required");
+    }
+
+    if (h->value.len != method->len
+        || ngx_strncmp(h->value.data, method->data, method->len) != 0)
+    {
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                 NGX_HTTP_REVERSE_MCP_HEADER_MISMATCH,
+                                 "Header mismatch: Mcp-Method header value "
+                                 "'%V' does not match body value '%V'",
+                                 &h->value, method);
+    }
+
+    key = NULL;
+
+    if (ngx_http_reverse_mcp_ep_str_eq(method, "tools/call")
+        || ngx_http_reverse_mcp_ep_str_eq(method, "prompts/get"))
+    {
+        key = "name";
+
+    } else if (ngx_http_reverse_mcp_ep_str_eq(method, "resources/read")) {
+        key = "uri";
+    }
+
+    if (key) {
+        h = ngx_http_reverse_mcp_ep_header(r, "Mcp-Name", 8);
+
+        if (ngx_http_reverse_mcp_json_get_str(params, key, &value)
+            != NGX_OK)
+        {
+            ngx_str_null(&value);
+        }
+
+        if (h == NULL && value.data) {
+            return ngx_http_reverse_mcp_ep_error(r, ctx,
+                                 NGX_HTTP_BAD_REQUEST,
+                                 NGX_HTTP_REVERSE_MCP_HEADER_MISMATCH,
+                                 "Header mismatch: the Mcp-Name header is "
+                                 "required for %V", method);
+        }
+
+        if (h) {
+            hname = h->value;
+
+            if (value.data == NULL
+                || ngx_http_reverse_mcp_ep_name_ok(&hname, &value) != NGX_OK)
+            {
+                return ngx_http_reverse_mcp_ep_error(r, ctx,
+                                 NGX_HTTP_BAD_REQUEST,
+                                 NGX_HTTP_REVERSE_MCP_HEADER_MISMATCH,
+                                 "Header mismatch: Mcp-Name header value "
+                                 "'%V' does not match body value of "
+                                 "params.%s", &hname, key);
+            }
+        }
+    }
+
+    /* a log level for this request replaces logging/setLevel */
+
+    meta = ngx_http_reverse_mcp_json_get(params, "_meta");
+
+    if (ngx_http_reverse_mcp_json_get_str(meta,
+                                     NGX_HTTP_REVERSE_MCP_EP_META "logLevel",
+                                     &level_name)
+        == NGX_OK)
+    {
+        level = ngx_http_reverse_mcp_ep_level(&level_name);
+
+        if (level == NGX_ERROR) {
+            return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
+                                 NGX_HTTP_REVERSE_MCP_INVALID_PARAMS,
+                                 "Invalid params: unknown log level");
+        }
+
+        ctx->log_level = level + 1;
+    }
+
+    /* the reverse servers speak a legacy revision: not theirs */
+    ngx_http_reverse_mcp_ep_strip_meta(params);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "reverse_mcp: endpoint %V id %V (2026-07-28)", method,
+                   &ctx->id);
+
+    if (ngx_http_reverse_mcp_ep_str_eq(method, "server/discover")) {
+        return ngx_http_reverse_mcp_ep_discover(r, ctx);
+    }
+
+    if (ngx_http_reverse_mcp_ep_str_eq(method, "tools/call")) {
+        return ngx_http_reverse_mcp_ep_tools_call(r, ctx, params);
+    }
+
+    if (ngx_http_reverse_mcp_ep_str_eq(method, "tools/list")) {
+        return ngx_http_reverse_mcp_ep_tools_list(r, ctx, params);
+    }
+
+    if (ngx_http_reverse_mcp_ep_str_eq(method, "subscriptions/listen")) {
+        return ngx_http_reverse_mcp_ep_subscribe(r, ctx, params);
+    }
+
+    /* resources/subscribe and /unsubscribe are gone in this revision */
+
+    for (m = ngx_http_reverse_mcp_ep_methods; m->method.len; m++) {
+        if (m->method.len == method->len
+            && ngx_strncmp(m->method.data, method->data, method->len) == 0
+            && !ngx_http_reverse_mcp_ep_str_eq(method, "resources/subscribe")
+            && !ngx_http_reverse_mcp_ep_str_eq(method,
+                                               "resources/unsubscribe"))
+        {
+            return ngx_http_reverse_mcp_ep_forward(r, ctx, m, params);
+        }
+    }
+
+    /* ping, logging/setLevel, ...: not in this revision */
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "reverse_mcp: endpoint method \"%V\" not supported in "
+                  NGX_HTTP_REVERSE_MCP_EP_MODERN, method);
+
+    return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_NOT_FOUND,
+                                         NGX_HTTP_REVERSE_MCP_METHOD_NOT_FOUND,
+                                         "Method not found: %V", method);
+}
+
+
+/* 400, -32022, with the supported versions and the requested one */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_unsupported(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *version)
+{
+    u_char     *p;
+    ngx_str_t   body;
+
+    ctx->outcome = "error";
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "reverse_mcp: endpoint request with unsupported protocol "
+                  "version \"%V\"", version);
+
+    body.len = sizeof("{\"jsonrpc\":\"2.0\",\"id\":,\"error\":{\"code\":,"
+                      "\"message\":\"Unsupported protocol version\","
+                      "\"data\":{\"supported\":"
+                      NGX_HTTP_REVERSE_MCP_EP_ALL_VERSIONS
+                      ",\"requested\":}}}")
+               + ctx->id.len + NGX_INT_T_LEN
+               + ngx_http_reverse_mcp_json_escaped_len(version);
+
+    body.data = ngx_pnalloc(r->pool, body.len);
+    if (body.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(body.data, "{\"jsonrpc\":\"2.0\",\"id\":%V,\"error\":"
+                    "{\"code\":%i,\"message\":\"Unsupported protocol "
+                    "version\",\"data\":{\"supported\":"
+                    NGX_HTTP_REVERSE_MCP_EP_ALL_VERSIONS ",\"requested\":",
+                    &ctx->id,
+                    (ngx_int_t) NGX_HTTP_REVERSE_MCP_UNSUPPORTED_VERSION);
+    p = ngx_http_reverse_mcp_json_escape(p, version);
+    p = ngx_cpymem(p, "}}}", 3);
+
+    body.len = p - body.data;
+
+    return ngx_http_reverse_mcp_ep_send(r, NGX_HTTP_BAD_REQUEST, &body);
+}
+
+
+/*
+ * An Mcp-Name header against the body's value: plain visible ASCII (and
+ * inner spaces), or "=?base64?<base64 of the UTF-8 value>?=".
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_name_ok(ngx_str_t *header, ngx_str_t *body)
+{
+    u_char     buf[1024];
+    ngx_str_t  src, dst;
+    ngx_uint_t  i;
+
+    if (header->len >= 9 + 2
+        && ngx_strncmp(header->data, "=?base64?", 9) == 0
+        && ngx_strncmp(header->data + header->len - 2, "?=", 2) == 0)
+    {
+        src.data = header->data + 9;
+        src.len = header->len - 11;
+
+        if (ngx_base64_decoded_length(src.len) > sizeof(buf)) {
+            return NGX_DECLINED;
+        }
+
+        dst.data = buf;
+
+        if (ngx_decode_base64(&dst, &src) != NGX_OK) {
+            return NGX_DECLINED;
+        }
+
+        if (dst.len != body->len
+            || ngx_memcmp(dst.data, body->data, dst.len) != 0)
+        {
+            return NGX_DECLINED;
+        }
+
+        return NGX_OK;
+    }
+
+    for (i = 0; i < header->len; i++) {
+        if (header->data[i] != '\t'
+            && (header->data[i] < 0x20 || header->data[i] > 0x7e))
+        {
+            return NGX_DECLINED;
+        }
+    }
+
+    if (header->len != body->len
+        || ngx_strncmp(header->data, body->data, body->len) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/* params._meta without the io.modelcontextprotocol/ keys */
+static void
+ngx_http_reverse_mcp_ep_strip_meta(yajl_val params)
+{
+    size_t    i, n;
+    yajl_val  meta;
+
+    meta = ngx_http_reverse_mcp_json_get(params, "_meta");
+
+    if (meta == NULL || !YAJL_IS_OBJECT(meta)) {
+        return;
+    }
+
+    n = 0;
+
+    for (i = 0; i < meta->u.object.len; i++) {
+        if (ngx_strncmp(meta->u.object.keys[i], NGX_HTTP_REVERSE_MCP_EP_META,
+                        sizeof(NGX_HTTP_REVERSE_MCP_EP_META) - 1)
+            == 0)
+        {
+            free((char *) meta->u.object.keys[i]);
+            yajl_tree_free(meta->u.object.values[i]);
+            continue;
+        }
+
+        meta->u.object.keys[n] = meta->u.object.keys[i];
+        meta->u.object.values[n] = meta->u.object.values[i];
+        n++;
+    }
+
+    meta->u.object.len = n;
+
+    if (n) {
+        return;
+    }
+
+    /* nothing left: no _meta at all, as a legacy client sends it */
+
+    n = 0;
+
+    for (i = 0; i < params->u.object.len; i++) {
+        if (params->u.object.values[i] == meta) {
+            free((char *) params->u.object.keys[i]);
+            yajl_tree_free(meta);
+            continue;
+        }
+
+        params->u.object.keys[n] = params->u.object.keys[i];
+        params->u.object.values[n] = params->u.object.values[i];
+        n++;
+    }
+
+    params->u.object.len = n;
+}
+
+
+/* server/discover: versions, capabilities, instructions */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_discover(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx)
+{
+    u_char     *p;
+    size_t      len;
+    ngx_str_t   instr, caps, result;
+
+    if (ngx_http_reverse_mcp_ep_instructions(r, ctx, &instr) != NGX_OK
+        || ngx_http_reverse_mcp_ep_init_caps(r, ctx, &caps) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    len = sizeof("{\"supportedVersions\":" NGX_HTTP_REVERSE_MCP_EP_ALL_VERSIONS
+                 ",\"capabilities\":{\"tools\":{\"listChanged\":true},"
+                 "\"logging\":{}},\"instructions\":}")
+          + caps.len + ngx_http_reverse_mcp_json_escaped_len(&instr);
+
+    result.data = ngx_pnalloc(r->pool, len);
+    if (result.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(result.data, "{\"supportedVersions\":"
+                    NGX_HTTP_REVERSE_MCP_EP_ALL_VERSIONS
+                    ",\"capabilities\":{\"tools\":{\"listChanged\":true},"
+                    "\"logging\":{}%V},\"instructions\":", &caps);
+    p = ngx_http_reverse_mcp_json_escape(p, &instr);
+    *p++ = '}';
+
+    result.len = p - result.data;
+
+    return ngx_http_reverse_mcp_ep_reply(r, ctx, 0, &result);
+}
+
+
+/*
+ * subscriptions/listen: a long-lived response stream, first
+ * notifications/subscriptions/acknowledged with what it will carry (only
+ * toolsListChanged is offered: the reverse servers' resource and prompt
+ * changes are not relayed yet), then notifications/tools/list_changed
+ * when the agent's tools change; it ends when the client closes it, or
+ * with its result when the worker shuts down.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_subscribe(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, yajl_val params)
+{
+    u_char     *p;
+    size_t      len;
+    yajl_val    filter, tools;
+    ngx_int_t   rc;
+    ngx_str_t   ack;
+
+    filter = ngx_http_reverse_mcp_json_get(params, "notifications");
+
+    if (filter == NULL || !YAJL_IS_OBJECT(filter)) {
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
+                                 NGX_HTTP_REVERSE_MCP_INVALID_PARAMS,
+                                 "Invalid params: \"notifications\" must be "
+                                 "an object");
+    }
+
+    if (!ctx->accept_sse) {
+        return ngx_http_reverse_mcp_ep_error(r, ctx,
+                                 NGX_HTTP_REVERSE_MCP_NOT_ACCEPTABLE,
+                                 NGX_HTTP_REVERSE_MCP_BAD_REQUEST,
+                                 "Not Acceptable: subscriptions/listen needs "
+                                 "text/event-stream");
+    }
+
+    tools = ngx_http_reverse_mcp_json_get(filter, "toolsListChanged");
+    ctx->sub_tools = (tools && YAJL_IS_TRUE(tools));
+
+    len = sizeof("{\"jsonrpc\":\"2.0\",\"method\":"
+                 "\"notifications/subscriptions/acknowledged\",\"params\":"
+                 "{\"_meta\":{\"" NGX_HTTP_REVERSE_MCP_EP_META
+                 "subscriptionId\":},\"notifications\":"
+                 "{\"toolsListChanged\":true}}}")
+          + ctx->id.len;
+
+    ack.data = ngx_pnalloc(r->pool, len);
+    if (ack.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(ack.data, "{\"jsonrpc\":\"2.0\",\"method\":"
+                    "\"notifications/subscriptions/acknowledged\",\"params\":"
+                    "{\"_meta\":{\"" NGX_HTTP_REVERSE_MCP_EP_META
+                    "subscriptionId\":%V},\"notifications\":{%s}}}",
+                    &ctx->id,
+                    ctx->sub_tools ? "\"toolsListChanged\":true" : "");
+
+    ack.len = p - ack.data;
+
+    ctx->sse = 1;
+
+    rc = ngx_http_reverse_mcp_ep_stream(r, ctx);
+
+    if (rc != NGX_OK) {
+        return rc == NGX_ERROR ? NGX_HTTP_INTERNAL_SERVER_ERROR : rc;
+    }
+
+    if (ngx_http_reverse_mcp_ep_sse_event(r, ctx, &ack, 0) == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "reverse_mcp: subscription %V (tools: %ui)", &ctx->id,
+                   (ngx_uint_t) ctx->sub_tools);
+
+    /* the body handler's reference: the stream finalizes */
+    return NGX_DONE;
+}
+
+
+/* whether a JSON object text has a top-level member key */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_has_key(ngx_str_t *json, const char *key)
+{
+    u_char     quoted[64], *p;
+    char       err[64];
+    yajl_val   v;
+    ngx_int_t  found;
+
+    p = ngx_snprintf(quoted, sizeof(quoted) - 1, "\"%s\"", key);
+    *p = '\0';
+
+    if (ngx_strnstr(json->data, (char *) quoted, json->len) == NULL) {
+        return 0;
+    }
+
+    v = ngx_http_reverse_mcp_json_parse(json->data, json->len, err,
+                                        sizeof(err));
+    if (v == NULL) {
+        return 0;
+    }
+
+    found = (ngx_http_reverse_mcp_json_get(v, key) != NULL);
+
+    yajl_tree_free(v);
+
+    return found;
+}
+
+
+/*
+ * A result in this revision: "resultType":"complete" (the reverse
+ * servers' legacy results have none), ttlMs and cacheScope on the
+ * cacheable ones (the lists, resources/read, server/discover), and the
+ * gateway in _meta (when the result has no _meta of its own).
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_modern_result(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *value, ngx_str_t *out)
+{
+    u_char      *p, *s, *end, *q;
+    size_t       len;
+    ngx_uint_t   type, cache, meta, empty, i;
+
+    static const char  *cacheable[] = {
+        "tools/list", "prompts/list", "resources/list",
+        "resources/templates/list", "resources/read", "server/discover",
+        NULL
+    };
+
+    *out = *value;
+
+    s = value->data;
+    end = s + value->len;
+
+    while (s < end && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')) {
+        s++;
+    }
+
+    if (s == end || *s != '{') {
+        return NGX_OK;
+    }
+
+    s++;
+
+    for (q = s; q < end
+                && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n');
+         q++)
+    { /* void */ }
+
+    empty = (q < end && *q == '}');
+
+    cache = 0;
+
+    for (i = 0; cacheable[i]; i++) {
+        if (ngx_http_reverse_mcp_ep_str_eq(&ctx->method, cacheable[i])) {
+            cache = 1;
+            break;
+        }
+    }
+
+    type = !ngx_http_reverse_mcp_ep_has_key(value, "resultType");
+    meta = !ngx_http_reverse_mcp_ep_has_key(value, "_meta");
+
+    if (cache) {
+        cache = !ngx_http_reverse_mcp_ep_has_key(value, "ttlMs");
+    }
+
+    if (!type && !cache && !meta) {
+        return NGX_OK;
+    }
+
+    len = value->len + sizeof("\"resultType\":\"complete\",") - 1
+          + sizeof("\"ttlMs\":,\"cacheScope\":\"private\",") - 1
+          + NGX_INT_T_LEN
+          + sizeof("\"_meta\":{\"" NGX_HTTP_REVERSE_MCP_EP_META
+                   "serverInfo\":{\"name\":\"ngx_http_reverse_mcp_module\","
+                   "\"version\":\"" NGX_HTTP_REVERSE_MCP_VERSION "\"}},") - 1;
+
+    out->data = ngx_pnalloc(r->pool, len);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(out->data, value->data, s - value->data);
+
+    if (type) {
+        p = ngx_cpymem(p, "\"resultType\":\"complete\",", 24);
+    }
+
+    if (cache) {
+        p = ngx_sprintf(p, "\"ttlMs\":%d,\"cacheScope\":\"private\",",
+                        NGX_HTTP_REVERSE_MCP_EP_TTL_MS);
+    }
+
+    if (meta) {
+        p = ngx_cpymem(p, "\"_meta\":{\"" NGX_HTTP_REVERSE_MCP_EP_META
+                       "serverInfo\":{\"name\":\"ngx_http_reverse_mcp_module\","
+                       "\"version\":\"" NGX_HTTP_REVERSE_MCP_VERSION "\"}},",
+                       sizeof("\"_meta\":{\"" NGX_HTTP_REVERSE_MCP_EP_META
+                       "serverInfo\":{\"name\":\"ngx_http_reverse_mcp_module\","
+                       "\"version\":\"" NGX_HTTP_REVERSE_MCP_VERSION "\"}},")
+                       - 1);
+    }
+
+    if (empty) {
+        p--;   /* no member follows: drop the last comma */
+    }
+
+    p = ngx_cpymem(p, s, end - s);
+
+    out->len = p - out->data;
+
+    return NGX_OK;
 }
 
 
