@@ -121,3 +121,10 @@ test-valgrind: build bridge
 
 clean:
 	rm -rf $(BUILD) t/servroot*
+
+# The benchmark suite (bench/README.md): tools/call, idle sockets, tools/list,
+# connect storm and large results against baselines measured in the same run;
+# loopback only, under 10 minutes; results in bench/results/latest.md.
+.PHONY: bench
+bench: build bridge
+	bench/run.sh
