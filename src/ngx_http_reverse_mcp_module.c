@@ -10,6 +10,8 @@
 
 #include "ngx_http_reverse_mcp_module.h"
 #include "ngx_http_reverse_mcp_registry.h"
+#include "ngx_http_reverse_mcp_chat.h"
+#include "ngx_http_reverse_mcp_llm.h"
 
 #include <openssl/sha.h>
 
@@ -126,6 +128,27 @@ static ngx_command_t  ngx_http_reverse_mcp_commands[] = {
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_reverse_mcp_endpoint,
       NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("reverse_mcp_chat"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_reverse_mcp_chat_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("reverse_mcp_a2a"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_reverse_mcp_chat_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("reverse_mcp_chat_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_reverse_mcp_chat_zone_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
 
@@ -529,6 +552,10 @@ ngx_http_reverse_mcp_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_http_reverse_mcp_chat_postconfiguration(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (ngx_http_reverse_mcp_refs == NULL) {
         return NGX_OK;
     }
@@ -851,6 +878,12 @@ ngx_http_reverse_mcp_agent_line(ngx_conf_t *cf, ngx_command_t *dummy,
         }
 
         return NGX_CONF_OK;
+    }
+
+    n = ngx_http_reverse_mcp_llm_agent_line(cf, acf);
+
+    if (n != NGX_DECLINED) {
+        return n == NGX_OK ? NGX_CONF_OK : NGX_CONF_ERROR;
     }
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -1329,6 +1362,9 @@ ngx_http_reverse_mcp_init_process(ngx_cycle_t *cycle)
     /* a failure is logged; the worker still serves what is local */
     (void) ngx_http_reverse_mcp_mailbox_init(cycle);
 
+    /* the chat's LLM client: one curl multi handle per worker */
+    (void) ngx_http_reverse_mcp_llm_init_process(cycle);
+
     ngx_http_reverse_mcp_heartbeat_ev.handler =
                                         ngx_http_reverse_mcp_heartbeat_handler;
     ngx_http_reverse_mcp_heartbeat_ev.data = cycle;
@@ -1380,6 +1416,7 @@ ngx_http_reverse_mcp_exit_process(ngx_cycle_t *cycle)
         ngx_del_timer(&ngx_http_reverse_mcp_heartbeat_ev);
     }
 
+    ngx_http_reverse_mcp_llm_exit_process(cycle);
     ngx_http_reverse_mcp_connector_exit(cycle);
     ngx_http_reverse_mcp_mailbox_exit(cycle);
 

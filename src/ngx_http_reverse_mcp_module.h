@@ -42,6 +42,7 @@ typedef struct {
     ngx_array_t                servers;   /* server_conf_t */
     ngx_uint_t                 max_servers;
     ngx_uint_t                 max_tools;
+    void                      *llm;       /* llm_conf_t (chat), or NULL */
 } ngx_http_reverse_mcp_agent_conf_t;
 
 
@@ -49,6 +50,7 @@ typedef struct {
     ngx_shm_zone_t            *shm_zone;
     ngx_array_t                agents;    /* agent_conf_t */
     ngx_str_t                  runtime_dir; /* worker mailboxes */
+    void                      *chat;      /* chat_main_t, or NULL */
 } ngx_http_reverse_mcp_main_conf_t;
 
 
@@ -76,6 +78,9 @@ typedef struct {
     ngx_array_t               *allowed_origins; /* ngx_str_t; NULL: none */
     ngx_int_t                  page_size;       /* tools/list page */
     ngx_int_t                  max_sessions;    /* per agent */
+
+    /* chat API and A2A (ngx_http_reverse_mcp_chat.c) */
+    void                      *chat;      /* chat_loc_t, or NULL */
 } ngx_http_reverse_mcp_loc_conf_t;
 
 
