@@ -4,7 +4,7 @@
  * libcurl inside the nginx event loop, after research/nginx-anchors.md
  * section 4:
  *   - one CURLM per worker, created in init_process, cleaned up in
- *     exit_process; CURLOPT_NOSIGNAL; never curl_easy_perform;
+ *     exit_process; CURLOPT_NOSIGNAL; never the blocking easy-perform call;
  *   - CURLOPT_OPENSOCKETFUNCTION / CLOSESOCKETFUNCTION: we create every
  *     socket and close it.  nginx watches a dup() of curl's descriptor in
  *     an ngx_connection_t of ours (ngx_get_connection: nginx's stale event
