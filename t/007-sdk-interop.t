@@ -6,17 +6,14 @@
 
 use lib 't/lib';
 use Test::Nginx::Socket;
+use Test::Nginx::MCP;
 use POSIX ();
 use Time::HiRes ();
 
 master_on();
 workers(2);
 
-our $Node = $ENV{TEST_NGINX_NODE}
-            // (-x '/usr/bin/node' ? '/usr/bin/node' : 'node');
-our $NodeModules = $ENV{TEST_NGINX_NODE_MODULES} // "$RepoRoot/node_modules";
 our @Supported = qw(2024-11-05 2025-03-26 2025-06-18 2025-11-25);
-our %Children;
 
 my @missing = grep { !-f "$NodeModules/$_/package.json" }
               qw(@modelcontextprotocol/sdk ws zod);
@@ -30,51 +27,6 @@ if (@missing) {
 }
 
 run_tests();
-
-END {
-    kill 'KILL', keys %Children;
-    waitpid $_, 0 for keys %Children;
-}
-
-# starts "node @args" from the repository root; output to $log
-sub node_start {
-    my ($log, @args) = @_;
-    my $pid = fork // die "fork: $!\n";
-    if (!$pid) {
-        chdir $RepoRoot or POSIX::_exit(126);
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', $log or POSIX::_exit(126);
-        open STDERR, '>&', \*STDOUT;
-        no warnings 'exec';
-        exec { $Node } $Node, @args;
-        print STDERR "exec $Node: $!\n";
-        POSIX::_exit(127);
-    }
-    $Children{$pid} = $log;
-    return $pid;
-}
-
-# true once the child exited (reaped)
-sub node_gone {
-    my ($pid) = @_;
-    return 1 unless $Children{$pid};
-    return 0 unless waitpid($pid, POSIX::WNOHANG()) == $pid;
-    delete $Children{$pid};
-    return 1;
-}
-
-sub node_kill {
-    my ($pid, $sig) = @_;
-    kill $sig // 'KILL', $pid;
-    wait_until(sub { node_gone($pid) }, 5, 0.02);
-}
-
-sub slurp {
-    my ($file) = @_;
-    open my $fh, '<', $file or return '';
-    local $/;
-    return scalar <$fh>;
-}
 
 sub demo {
     my ($log, %o) = @_;

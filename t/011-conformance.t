@@ -18,58 +18,12 @@
 
 use lib 't/lib';
 use Test::Nginx::Socket;
-use POSIX ();
-use Time::HiRes ();
+use Test::Nginx::MCP;
 
 master_on();
 workers(2);
 
-our $Node = $ENV{TEST_NGINX_NODE}
-            // (-x '/usr/bin/node' ? '/usr/bin/node' : 'node');
-our $NodeModules = $ENV{TEST_NGINX_NODE_MODULES} // "$RepoRoot/node_modules";
-our %Children;
-
 run_tests();
-
-END {
-    kill 'KILL', keys %Children;
-    waitpid $_, 0 for keys %Children;
-}
-
-sub node_start {
-    my ($log, @args) = @_;
-    my $pid = fork // die "fork: $!\n";
-    if (!$pid) {
-        chdir $RepoRoot or POSIX::_exit(126);
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', $log or POSIX::_exit(126);
-        open STDERR, '>&', \*STDOUT;
-        no warnings 'exec';
-        exec { $Node } $Node, @args;
-        POSIX::_exit(127);
-    }
-    $Children{$pid} = $log;
-    return $pid;
-}
-
-sub node_wait {
-    my ($pid, $timeout) = @_;
-    my $st;
-    wait_until(sub {
-        my $w = waitpid($pid, POSIX::WNOHANG());
-        $st = $? if $w == $pid;
-        return $w == $pid;
-    }, $timeout, 0.05) or return undef;
-    delete $Children{$pid};
-    return $st >> 8;
-}
-
-sub slurp {
-    my ($file) = @_;
-    open my $fh, '<', $file or return '';
-    local $/;
-    return scalar <$fh>;
-}
 
 __DATA__
 

@@ -8,196 +8,19 @@
 # cacheScope on results, tools/call forwarded to legacy reverse servers
 # (progress as SSE, closing the stream cancels), subscriptions/listen.
 #
-# The HTTP helpers are those of t/008-endpoint.t.
+# The HTTP helpers (mcp(), modern() ...) are in t/lib/Test/Nginx/MCP.pm.
 
 use lib 't/lib';
 use Test::Nginx::Socket;
-use Test::Nginx::ReverseMCP;
-use IO::Socket::INET;
-use IO::Select;
+use Test::Nginx::MCP;
 use MIME::Base64 ();
-use Time::HiRes ();
-use Cpanel::JSON::XS ();
 
 master_on();
 workers(2);
 
-our $J = Cpanel::JSON::XS->new->utf8->canonical->allow_nonref;
-
 our $V = "2026-07-28";
 
 run_tests();
-
-# ------------------------------------------------------------------------
-# helpers (test_code runs in package main)
-# ------------------------------------------------------------------------
-
-sub tool {
-    my ($name, %more) = @_;
-    return { name => $name, description => "tool $name",
-             inputSchema => { type => 'object' }, %more };
-}
-
-# a scripted reverse server, connected and handshaken, or die
-sub up {
-    my (%o) = @_;
-    my $s = Test::Nginx::ReverseMCP->new(port => $ServerPort, token => 't',
-                                         tools => [ tool('echo') ], %o);
-    my $st = $s->connect;
-    die "$o{name}: handshake status $st\n" unless $st == 101;
-    die "$o{name}: MCP handshake did not complete\n"
-        unless $s->handshake(5);
-    wait_until(sub {
-        my $j = status_json();
-        my ($a) = grep { $_->{name} eq ($o{agent} // 'a1') }
-                  @{ $j->{agents} };
-        return grep { $_->{name} eq $o{name} } @{ $a->{servers} || [] };
-    }, 3, 0.01) or die "$o{name}: not registered after 3 s\n";
-    return $s;
-}
-
-sub mcp_start {
-    my (%o) = @_;
-    my $method = $o{method} // 'POST';
-    my $body = exists $o{raw} ? $o{raw}
-             : defined $o{msg} ? $J->encode($o{msg}) : '';
-    my @h = (Host => $o{host} // "localhost:$ServerPort");
-    if ($method eq 'POST') {
-        push @h, 'Content-Type' => $o{content_type} // 'application/json';
-        push @h, Accept => $o{accept} // 'application/json, text/event-stream'
-            unless exists $o{accept} && !defined $o{accept};
-    }
-    push @h, 'Mcp-Session-Id' => $o{session} if defined $o{session};
-    push @h, 'MCP-Protocol-Version' => $o{version} if defined $o{version};
-    push @h, @{ $o{headers} || [] };
-    my $req = "$method " . ($o{path} // '/mcp') . " HTTP/1.1\r\n";
-    for (my $i = 0; $i < @h; $i += 2) {
-        $req .= "$h[$i]: $h[$i + 1]\r\n";
-    }
-    $req .= "Content-Length: " . length($body) . "\r\n"
-            if length $body || $method eq 'POST';
-    $req .= "Connection: close\r\n\r\n$body";
-
-    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                     PeerPort => $o{port} // $ServerPort,
-                                     Timeout => 5)
-        or die "connect: $!\n";
-    my $off = 0;
-    while ($off < length $req) {
-        my $n = syswrite($sock, $req, length($req) - $off, $off);
-        die "write: $!\n" unless defined $n;
-        $off += $n;
-    }
-    $sock->blocking(0);
-    return { sock => $sock, buf => '', eof => 0,
-             servers => $o{servers} || [] };
-}
-
-sub mcp_poll {
-    my ($h, $timeout, $until) = @_;
-    my $deadline = Time::HiRes::time() + ($timeout // 5);
-    my $sel = IO::Select->new($h->{sock});
-    while (1) {
-        return 1 if $until && $until->($h->{buf});
-        return !$until if $h->{eof};
-        return 0 if Time::HiRes::time() > $deadline;
-        $_->pump(0.005) for grep { !$_->{closed} } @{ $h->{servers} };
-        next unless $sel->can_read(@{ $h->{servers} } ? 0.005 : 0.05);
-        my $n = sysread($h->{sock}, $h->{buf}, 65536, length $h->{buf});
-        $h->{eof} = 1 if defined $n && $n == 0;
-        $h->{eof} = 1 if !defined $n && !$!{EAGAIN} && !$!{EWOULDBLOCK};
-    }
-}
-
-sub mcp_finish {
-    my ($h, $timeout) = @_;
-    mcp_poll($h, $timeout // 5);
-    close $h->{sock};
-    return parse_response($h->{buf});
-}
-
-sub mcp { return mcp_finish(mcp_start(@_), 10) }
-
-sub parse_response {
-    my ($buf) = @_;
-    my %r = (status => 0, headers => {}, body => '', raw => $buf);
-    my ($head, $body) = split /\r\n\r\n/, $buf, 2;
-    return \%r unless defined $head && $head =~ m{^HTTP/1\.\d (\d+)};
-    $r{status} = $1;
-    for my $line (split /\r\n/, $head) {
-        next unless $line =~ /^([^:]+):\s*(.*)$/;
-        my $k = lc $1;
-        $r{headers}{$k} = exists $r{headers}{$k}
-                          ? "$r{headers}{$k}, $2" : $2;
-    }
-    $body //= '';
-    if (($r{headers}{'transfer-encoding'} // '') =~ /chunked/i) {
-        my $out = '';
-        while ($body =~ s/^([0-9a-fA-F]+)\r\n//) {
-            my $len = hex $1;
-            last if $len == 0;
-            $out .= substr($body, 0, $len, '');
-            $body =~ s/^\r\n//;
-        }
-        $body = $out;
-    }
-    $r{body} = $body;
-    my $ct = $r{headers}{'content-type'} // '';
-    if ($ct =~ m{^application/json}) {
-        $r{json} = eval { $J->decode($body) };
-    } elsif ($ct =~ m{^text/event-stream}) {
-        $r{events} = [];
-        for my $ev (split /\n\n/, $body) {
-            my $data = join "\n", map { /^data: ?(.*)$/ ? $1 : () }
-                                  split /\n/, $ev;
-            next unless length $data;
-            push @{ $r{events} }, eval { $J->decode($data) }
-                                  // { invalid => $data };
-        }
-        $r{json} = $r{events}[-1];
-    }
-    return \%r;
-}
-
-sub events_of {
-    my ($buf) = @_;
-    my (undef, $body) = split /\r\n\r\n/, $buf, 2;
-    my @ev;
-    for my $line (split /\n/, $body // '') {
-        push @ev, (eval { $J->decode($1) } // { invalid => $1 })
-            if $line =~ /^data: ?(\{.*\})\r?$/;
-    }
-    return @ev;
-}
-
-
-# a 2026-07-28 request: _meta in the body, the metadata headers; %o:
-# meta => { more _meta }, no_meta, version (header; undef: none),
-# method_header, name_header (undef: none), other keys go to mcp_start
-sub modern {
-    my ($id, $method, $params, %o) = @_;
-    $params = { %{ $params || {} } };
-    unless (delete $o{no_meta}) {
-        $params->{_meta} = {
-            'io.modelcontextprotocol/protocolVersion'
-                => exists $o{body_version} ? delete $o{body_version} : $V,
-            'io.modelcontextprotocol/clientCapabilities' => {},
-            'io.modelcontextprotocol/clientInfo'
-                => { name => 't', version => '1' },
-            %{ delete $o{meta} || {} } };
-    }
-    my @h;
-    my $mh = exists $o{method_header} ? delete $o{method_header} : $method;
-    push @h, 'Mcp-Method' => $mh if defined $mh;
-    my $name = $params->{name} // $params->{uri};
-    my $nh = exists $o{name_header} ? delete $o{name_header} : $name;
-    push @h, 'Mcp-Name' => $nh if defined $nh;
-    my $version = exists $o{version} ? delete $o{version} : $V;
-    my $msg = { jsonrpc => '2.0', method => $method, params => $params,
-                defined $id ? (id => $id) : () };
-    return (msg => $msg, version => $version,
-            headers => [ @h, @{ delete $o{headers} || [] } ], %o);
-}
 
 __DATA__
 
