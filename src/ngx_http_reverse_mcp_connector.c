@@ -19,6 +19,7 @@
 #include "ngx_http_reverse_mcp_mcp.h"
 #include "ngx_http_reverse_mcp_outq.h"
 #include "ngx_http_reverse_mcp_call.h"
+#include "ngx_http_reverse_mcp_http.h"
 
 #include <openssl/sha.h>
 #include <openssl/crypto.h>
@@ -109,10 +110,6 @@ static ngx_int_t ngx_http_reverse_mcp_refuse(ngx_http_request_t *r,
     ngx_str_t *server);
 static ngx_int_t ngx_http_reverse_mcp_header_has_token(ngx_table_elt_t *h,
     const char *token, size_t len);
-static ngx_table_elt_t *ngx_http_reverse_mcp_find_header(
-    ngx_http_request_t *r, const char *name, size_t len);
-static ngx_int_t ngx_http_reverse_mcp_set_header(ngx_http_request_t *r,
-    const char *key, ngx_str_t *value);
 static ngx_int_t ngx_http_reverse_mcp_redact(ngx_pool_t *pool, ngx_str_t *s,
     ngx_uint_t is_args);
 static ngx_int_t ngx_http_reverse_mcp_get_arg(ngx_http_request_t *r,
@@ -256,17 +253,17 @@ ngx_http_reverse_mcp_connector_handler(ngx_http_request_t *r)
                    NULL);
     }
 
-    h = ngx_http_reverse_mcp_find_header(r, "Upgrade", 7);
+    h = ngx_http_reverse_mcp_http_header_in(r, "Upgrade", 7);
 
     if (h == NULL
         || !ngx_http_reverse_mcp_header_has_token(h, "websocket", 9))
     {
-        return ngx_http_reverse_mcp_refuse(r, NGX_HTTP_REVERSE_MCP_UPGRADE_REQUIRED,
-                   NGX_LOG_INFO, "\"Upgrade: websocket\" header is required",
-                   NULL);
+        return ngx_http_reverse_mcp_refuse(r,
+                   NGX_HTTP_REVERSE_MCP_UPGRADE_REQUIRED, NGX_LOG_INFO,
+                   "\"Upgrade: websocket\" header is required", NULL);
     }
 
-    h = ngx_http_reverse_mcp_find_header(r, "Connection", 10);
+    h = ngx_http_reverse_mcp_http_header_in(r, "Connection", 10);
 
     if (h == NULL || !ngx_http_reverse_mcp_header_has_token(h, "upgrade", 7))
     {
@@ -275,17 +272,17 @@ ngx_http_reverse_mcp_connector_handler(ngx_http_request_t *r)
                    NULL);
     }
 
-    h = ngx_http_reverse_mcp_find_header(r, "Sec-WebSocket-Version", 21);
+    h = ngx_http_reverse_mcp_http_header_in(r, "Sec-WebSocket-Version", 21);
 
     if (h == NULL || h->value.len != 2
         || ngx_strncmp(h->value.data, "13", 2) != 0)
     {
-        return ngx_http_reverse_mcp_refuse(r, NGX_HTTP_REVERSE_MCP_UPGRADE_REQUIRED,
-                   NGX_LOG_INFO, "\"Sec-WebSocket-Version: 13\" is required",
-                   NULL);
+        return ngx_http_reverse_mcp_refuse(r,
+                   NGX_HTTP_REVERSE_MCP_UPGRADE_REQUIRED, NGX_LOG_INFO,
+                   "\"Sec-WebSocket-Version: 13\" is required", NULL);
     }
 
-    key = ngx_http_reverse_mcp_find_header(r, "Sec-WebSocket-Key", 17);
+    key = ngx_http_reverse_mcp_http_header_in(r, "Sec-WebSocket-Key", 17);
 
     if (key == NULL
         || !ngx_http_reverse_mcp_ws_key_valid(key->value.data,
@@ -298,7 +295,7 @@ ngx_http_reverse_mcp_connector_handler(ngx_http_request_t *r)
 
     /* who is calling */
 
-    h = ngx_http_reverse_mcp_find_header(r, "X-MCP-Server-Name", 17);
+    h = ngx_http_reverse_mcp_http_header_in(r, "X-MCP-Server-Name", 17);
 
     if (h && h->value.len) {
         server = h->value;
@@ -411,23 +408,24 @@ ngx_http_reverse_mcp_connector_handler(ngx_http_request_t *r)
     r->keepalive = 0;
 
     ngx_str_set(&value, "websocket");
-    if (ngx_http_reverse_mcp_set_header(r, "Upgrade", &value) != NGX_OK) {
+    if (ngx_http_reverse_mcp_http_add_header(r, "Upgrade", &value) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     value.data = accept_key;
     value.len = 28;
-    if (ngx_http_reverse_mcp_set_header(r, "Sec-WebSocket-Accept", &value)
+    if (ngx_http_reverse_mcp_http_add_header(r, "Sec-WebSocket-Accept", &value)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    proto = ngx_http_reverse_mcp_find_header(r, "Sec-WebSocket-Protocol", 22);
+    proto = ngx_http_reverse_mcp_http_header_in(r, "Sec-WebSocket-Protocol",
+                                                22);
 
     if (proto && ngx_http_reverse_mcp_header_has_token(proto, "mcp", 3)) {
         ngx_str_set(&value, "mcp");
-        if (ngx_http_reverse_mcp_set_header(r, "Sec-WebSocket-Protocol",
+        if (ngx_http_reverse_mcp_http_add_header(r, "Sec-WebSocket-Protocol",
                                             &value)
             != NGX_OK)
         {
@@ -582,7 +580,7 @@ ngx_http_reverse_mcp_refuse(ngx_http_request_t *r, ngx_uint_t status,
 
     if (status == NGX_HTTP_UNAUTHORIZED) {
         ngx_str_set(&value, "Bearer realm=\"reverse-mcp\"");
-        if (ngx_http_reverse_mcp_set_header(r, "WWW-Authenticate", &value)
+        if (ngx_http_reverse_mcp_http_add_header(r, "WWW-Authenticate", &value)
             != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -591,12 +589,14 @@ ngx_http_reverse_mcp_refuse(ngx_http_request_t *r, ngx_uint_t status,
 
     if (status == NGX_HTTP_REVERSE_MCP_UPGRADE_REQUIRED) {
         ngx_str_set(&value, "websocket");
-        if (ngx_http_reverse_mcp_set_header(r, "Upgrade", &value) != NGX_OK) {
+        if (ngx_http_reverse_mcp_http_add_header(r, "Upgrade", &value)
+            != NGX_OK)
+        {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
         ngx_str_set(&value, "13");
-        if (ngx_http_reverse_mcp_set_header(r, "Sec-WebSocket-Version",
+        if (ngx_http_reverse_mcp_http_add_header(r, "Sec-WebSocket-Version",
                                             &value)
             != NGX_OK)
         {
@@ -606,7 +606,9 @@ ngx_http_reverse_mcp_refuse(ngx_http_request_t *r, ngx_uint_t status,
 
     if (status == NGX_HTTP_NOT_ALLOWED) {
         ngx_str_set(&value, "GET");
-        if (ngx_http_reverse_mcp_set_header(r, "Allow", &value) != NGX_OK) {
+        if (ngx_http_reverse_mcp_http_add_header(r, "Allow", &value)
+            != NGX_OK)
+        {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
@@ -701,38 +703,6 @@ ngx_http_reverse_mcp_check_token(ngx_http_request_t *r,
 }
 
 
-static ngx_table_elt_t *
-ngx_http_reverse_mcp_find_header(ngx_http_request_t *r, const char *name,
-    size_t len)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NULL;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == len
-            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
-        {
-            return &h[i];
-        }
-    }
-}
-
-
 /* a comma-separated header value contains token (case-insensitive) */
 static ngx_int_t
 ngx_http_reverse_mcp_header_has_token(ngx_table_elt_t *h, const char *token,
@@ -769,26 +739,6 @@ ngx_http_reverse_mcp_header_has_token(ngx_table_elt_t *h, const char *token,
     }
 
     return 0;
-}
-
-
-static ngx_int_t
-ngx_http_reverse_mcp_set_header(ngx_http_request_t *r, const char *key,
-    ngx_str_t *value)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    h->key.data = (u_char *) key;
-    h->key.len = ngx_strlen(key);
-    h->value = *value;
-
-    return NGX_OK;
 }
 
 

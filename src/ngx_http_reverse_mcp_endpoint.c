@@ -56,6 +56,7 @@
 #include "ngx_http_reverse_mcp_json.h"
 #include "ngx_http_reverse_mcp_call.h"
 #include "ngx_http_reverse_mcp_session.h"
+#include "ngx_http_reverse_mcp_http.h"
 
 #include <openssl/sha.h>
 #include <openssl/crypto.h>
@@ -196,8 +197,6 @@ struct ngx_http_reverse_mcp_ep_ctx_s {
 
 static ngx_int_t ngx_http_reverse_mcp_ep_server(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_ctx_t *ctx);
-static ngx_table_elt_t *ngx_http_reverse_mcp_ep_header(ngx_http_request_t *r,
-    const char *name, size_t len);
 static ngx_int_t ngx_http_reverse_mcp_ep_origin_ok(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *origin);
 static ngx_int_t ngx_http_reverse_mcp_ep_host_trusted(ngx_http_request_t *r,
@@ -206,12 +205,9 @@ static void ngx_http_reverse_mcp_ep_split_host(ngx_str_t *hostport,
     ngx_str_t *host, ngx_str_t *port);
 static void ngx_http_reverse_mcp_ep_accept(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_ctx_t *ctx);
-static ngx_int_t ngx_http_reverse_mcp_ep_json_content(ngx_http_request_t *r);
 static ngx_int_t ngx_http_reverse_mcp_ep_delete(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_ctx_t *ctx);
 static void ngx_http_reverse_mcp_ep_body_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_reverse_mcp_ep_read_body(ngx_http_request_t *r,
-    ngx_str_t *body);
 static ngx_int_t ngx_http_reverse_mcp_ep_process(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *body);
 static ngx_int_t ngx_http_reverse_mcp_ep_version_ok(ngx_str_t *v);
@@ -293,7 +289,6 @@ static void ngx_http_reverse_mcp_ep_stop(ngx_http_reverse_mcp_ep_ctx_t *ctx,
 static ngx_uint_t ngx_http_reverse_mcp_ep_cancel_local(ngx_str_t *session,
     ngx_str_t *request_id);
 static void ngx_http_reverse_mcp_ep_poll_handler(ngx_event_t *ev);
-static void ngx_http_reverse_mcp_ep_writer(ngx_http_request_t *r);
 static ngx_int_t ngx_http_reverse_mcp_ep_token_ok(ngx_http_request_t *r,
     ngx_array_t *tokens, const char **reason);
 static ngx_int_t ngx_http_reverse_mcp_ep_listen(ngx_http_request_t *r,
@@ -330,15 +325,8 @@ static ngx_int_t ngx_http_reverse_mcp_ep_reply(ngx_http_request_t *r,
 static ngx_int_t ngx_http_reverse_mcp_ep_error(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_uint_t status, ngx_int_t code,
     const char *fmt, ...);
-static ngx_int_t ngx_http_reverse_mcp_ep_send(ngx_http_request_t *r,
-    ngx_uint_t status, ngx_str_t *body);
 static ngx_int_t ngx_http_reverse_mcp_ep_sse_open(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_ctx_t *ctx);
-static ngx_int_t ngx_http_reverse_mcp_ep_pending(ngx_http_request_t *r);
-static ngx_int_t ngx_http_reverse_mcp_ep_sse_event(ngx_http_request_t *r,
-    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *json, ngx_uint_t last);
-static ngx_int_t ngx_http_reverse_mcp_ep_add_header(ngx_http_request_t *r,
-    const char *key, ngx_str_t *value);
 static ngx_int_t ngx_http_reverse_mcp_ep_level(ngx_str_t *name);
 static ngx_int_t ngx_http_reverse_mcp_ep_str_eq(ngx_str_t *s, const char *c);
 static ngx_int_t ngx_http_reverse_mcp_ep_media_eq(ngx_str_t *s,
@@ -455,7 +443,7 @@ ngx_http_reverse_mcp_endpoint_handler(ngx_http_request_t *r)
 
         ngx_str_set(&allow, "Bearer realm=\"reverse-mcp\"");
 
-        if (ngx_http_reverse_mcp_ep_add_header(r, "WWW-Authenticate", &allow)
+        if (ngx_http_reverse_mcp_http_add_header(r, "WWW-Authenticate", &allow)
             != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -499,7 +487,7 @@ ngx_http_reverse_mcp_endpoint_handler(ngx_http_request_t *r)
 
     /* DNS rebinding: a browser's cross-site request carries Origin */
 
-    h = ngx_http_reverse_mcp_ep_header(r, "Origin", 6);
+    h = ngx_http_reverse_mcp_http_header_in(r, "Origin", 6);
 
     if (h && !ngx_http_reverse_mcp_ep_origin_ok(r, ctx, &h->value)) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -551,7 +539,7 @@ ngx_http_reverse_mcp_endpoint_handler(ngx_http_request_t *r)
                                  "application/json or text/event-stream");
     }
 
-    if (!ngx_http_reverse_mcp_ep_json_content(r)) {
+    if (!ngx_http_reverse_mcp_http_json_content(r)) {
         if (ngx_http_discard_request_body(r) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -580,7 +568,7 @@ not_allowed:
 
     ngx_str_set(&allow, "GET, POST, DELETE");
 
-    if (ngx_http_reverse_mcp_ep_add_header(r, "Allow", &allow) != NGX_OK) {
+    if (ngx_http_reverse_mcp_http_add_header(r, "Allow", &allow) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -669,38 +657,6 @@ invalid:
                   "agent \"%V\"", &r->uri, &ctx->agent);
 
     return NGX_DECLINED;
-}
-
-
-static ngx_table_elt_t *
-ngx_http_reverse_mcp_ep_header(ngx_http_request_t *r, const char *name,
-    size_t len)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NULL;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == len
-            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
-        {
-            return &h[i];
-        }
-    }
 }
 
 
@@ -995,34 +951,6 @@ ngx_http_reverse_mcp_ep_accept(ngx_http_request_t *r,
 }
 
 
-static ngx_int_t
-ngx_http_reverse_mcp_ep_json_content(ngx_http_request_t *r)
-{
-    u_char     c;
-    ngx_str_t  *ct;
-
-    if (r->headers_in.content_type == NULL) {
-        return 0;
-    }
-
-    ct = &r->headers_in.content_type->value;
-
-    if (ct->len < 16
-        || ngx_strncasecmp(ct->data, (u_char *) "application/json", 16) != 0)
-    {
-        return 0;
-    }
-
-    if (ct->len == 16) {
-        return 1;
-    }
-
-    c = ct->data[16];
-
-    return c == ';' || c == ' ' || c == '\t';
-}
-
-
 /* JSON-RPC methods and the like: case matters */
 static ngx_int_t
 ngx_http_reverse_mcp_ep_str_eq(ngx_str_t *s, const char *c)
@@ -1053,7 +981,7 @@ ngx_http_reverse_mcp_ep_delete(ngx_http_request_t *r,
 {
     ngx_table_elt_t  *h;
 
-    h = ngx_http_reverse_mcp_ep_header(r, "Mcp-Session-Id", 14);
+    h = ngx_http_reverse_mcp_http_header_in(r, "Mcp-Session-Id", 14);
 
     if (h == NULL) {
         return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_BAD_REQUEST,
@@ -1100,7 +1028,7 @@ ngx_http_reverse_mcp_ep_body_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_reverse_mcp_module);
 
-    if (ngx_http_reverse_mcp_ep_read_body(r, &body) != NGX_OK) {
+    if (ngx_http_reverse_mcp_http_read_body(r, &body) != NGX_OK) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
@@ -1113,82 +1041,6 @@ ngx_http_reverse_mcp_ep_body_handler(ngx_http_request_t *r)
     }
 
     ngx_http_finalize_request(r, rc);
-}
-
-
-/* the request body in one piece, from memory buffers or the temp file */
-static ngx_int_t
-ngx_http_reverse_mcp_ep_read_body(ngx_http_request_t *r, ngx_str_t *body)
-{
-    u_char       *p;
-    off_t         len;
-    size_t        size;
-    ssize_t       n;
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
-
-    ngx_str_null(body);
-
-    if (r->request_body == NULL || r->request_body->bufs == NULL) {
-        return NGX_OK;
-    }
-
-    cl = r->request_body->bufs;
-
-    if (cl->next == NULL && !cl->buf->in_file) {
-        body->data = cl->buf->pos;
-        body->len = cl->buf->last - cl->buf->pos;
-        return NGX_OK;
-    }
-
-    len = 0;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-        len += b->in_file ? b->file_last - b->file_pos : b->last - b->pos;
-    }
-
-    if (len == 0) {
-        return NGX_OK;
-    }
-
-    p = ngx_pnalloc(r->pool, (size_t) len);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    body->data = p;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (b->in_file) {
-            size = (size_t) (b->file_last - b->file_pos);
-
-            n = ngx_read_file(b->file, p, size, b->file_pos);
-
-            if (n == NGX_ERROR) {
-                return NGX_ERROR;
-            }
-
-            if ((size_t) n != size) {
-                ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                              "reverse_mcp: read only %z of %uz bytes of "
-                              "the request body from \"%V\"", n, size,
-                              &b->file->name);
-                return NGX_ERROR;
-            }
-
-            p += n;
-
-        } else {
-            p = ngx_cpymem(p, b->pos, b->last - b->pos);
-        }
-    }
-
-    body->len = p - body->data;
-
-    return NGX_OK;
 }
 
 
@@ -1311,7 +1163,7 @@ ngx_http_reverse_mcp_ep_process(ngx_http_request_t *r,
                                               &version);
     }
 
-    h = ngx_http_reverse_mcp_ep_header(r, "MCP-Protocol-Version", 20);
+    h = ngx_http_reverse_mcp_http_header_in(r, "MCP-Protocol-Version", 20);
 
     if (h && ngx_http_reverse_mcp_ep_str_eq(&h->value,
                                             NGX_HTTP_REVERSE_MCP_EP_MODERN))
@@ -1329,7 +1181,7 @@ session:
 
     /* every message after initialize: protocol version and session */
 
-    h = ngx_http_reverse_mcp_ep_header(r, "MCP-Protocol-Version", 20);
+    h = ngx_http_reverse_mcp_http_header_in(r, "MCP-Protocol-Version", 20);
 
     if (h && !ngx_http_reverse_mcp_ep_version_ok(&h->value)) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -1344,7 +1196,7 @@ session:
                                  &h->value);
     }
 
-    h = ngx_http_reverse_mcp_ep_header(r, "Mcp-Session-Id", 14);
+    h = ngx_http_reverse_mcp_http_header_in(r, "Mcp-Session-Id", 14);
 
     if (h == NULL) {
         return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_BAD_REQUEST,
@@ -1371,7 +1223,8 @@ session:
     ctx->log_level = info.log_level;
 
     if (method.len == 0) {
-        return ngx_http_reverse_mcp_ep_send(r, NGX_HTTP_ACCEPTED, NULL);
+        return ngx_http_reverse_mcp_http_send(r, NGX_HTTP_ACCEPTED, NULL,
+                                              NULL);
     }
 
     if (id == NULL) {
@@ -1474,7 +1327,7 @@ ngx_http_reverse_mcp_ep_notification(ngx_http_request_t *r,
 
     /* notifications/initialized, .../roots/list_changed, ...: noted */
 
-    return ngx_http_reverse_mcp_ep_send(r, NGX_HTTP_ACCEPTED, NULL);
+    return ngx_http_reverse_mcp_http_send(r, NGX_HTTP_ACCEPTED, NULL, NULL);
 }
 
 
@@ -1547,7 +1400,7 @@ ngx_http_reverse_mcp_ep_initialize(ngx_http_request_t *r,
     ngx_memcpy(sid.data, id, sid.len);
     ctx->session = sid;
 
-    if (ngx_http_reverse_mcp_ep_add_header(r, "Mcp-Session-Id", &sid)
+    if (ngx_http_reverse_mcp_http_add_header(r, "Mcp-Session-Id", &sid)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -3491,7 +3344,7 @@ ngx_http_reverse_mcp_ep_notify(ngx_http_reverse_mcp_call_t *call,
         }
     }
 
-    rc = ngx_http_reverse_mcp_ep_sse_event(r, ctx, json, 0);
+    rc = ngx_http_reverse_mcp_http_sse_event(r, "message", json, 0);
 
     if (rc == NGX_ERROR) {
         /* the client is gone: end it from a posted event, not from here */
@@ -3591,7 +3444,8 @@ ngx_http_reverse_mcp_ep_done_handler(ngx_event_t *ev)
             rc = ngx_http_send_special(r, NGX_HTTP_LAST);
 
         } else {
-            rc = ngx_http_reverse_mcp_ep_send(r, NGX_HTTP_ACCEPTED, NULL);
+            rc = ngx_http_reverse_mcp_http_send(r, NGX_HTTP_ACCEPTED,
+                                                NULL, NULL);
         }
 
         ngx_http_finalize_request(r, rc);
@@ -3773,53 +3627,6 @@ ngx_http_reverse_mcp_ep_poll_handler(ngx_event_t *ev)
 }
 
 
-/* a stream the client reads slowly: flush, within send_timeout */
-static void
-ngx_http_reverse_mcp_ep_writer(ngx_http_request_t *r)
-{
-    ngx_int_t                  rc;
-    ngx_event_t               *wev;
-    ngx_connection_t          *c;
-    ngx_http_core_loc_conf_t  *clcf;
-
-    c = r->connection;
-    wev = c->write;
-
-    if (wev->timedout) {
-        ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
-                      "reverse_mcp: client timed out reading the stream");
-        c->timedout = 1;
-        ngx_http_finalize_request(r, NGX_HTTP_REQUEST_TIME_OUT);
-        return;
-    }
-
-    rc = ngx_http_output_filter(r, NULL);
-
-    if (rc == NGX_ERROR) {
-        ngx_http_finalize_request(r, NGX_ERROR);
-        return;
-    }
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-    if (r->buffered || c->buffered) {
-        if (!wev->delayed) {
-            ngx_add_timer(wev, clcf->send_timeout);
-        }
-
-        if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
-            ngx_http_finalize_request(r, NGX_ERROR);
-        }
-
-        return;
-    }
-
-    if (wev->timer_set) {
-        ngx_del_timer(wev);
-    }
-}
-
-
 /* {"jsonrpc":"2.0","id":ID,"result"|"error":VALUE}, JSON or one SSE event */
 static ngx_int_t
 ngx_http_reverse_mcp_ep_reply(ngx_http_request_t *r,
@@ -3856,7 +3663,7 @@ ngx_http_reverse_mcp_ep_reply(ngx_http_request_t *r,
     body.len = p - body.data;
 
     if (!ctx->sse && ctx->accept_json) {
-        return ngx_http_reverse_mcp_ep_send(r, NGX_HTTP_OK, &body);
+        return ngx_http_reverse_mcp_http_send(r, NGX_HTTP_OK, NULL, &body);
     }
 
     if (!ctx->header_sent) {
@@ -3867,7 +3674,7 @@ ngx_http_reverse_mcp_ep_reply(ngx_http_request_t *r,
         }
     }
 
-    return ngx_http_reverse_mcp_ep_sse_event(r, ctx, &body, 1);
+    return ngx_http_reverse_mcp_http_sse_event(r, "message", &body, 1);
 }
 
 
@@ -3929,205 +3736,18 @@ ngx_http_reverse_mcp_ep_error(ngx_http_request_t *r,
 
     body.len = p - body.data;
 
-    return ngx_http_reverse_mcp_ep_send(r, status, &body);
+    return ngx_http_reverse_mcp_http_send(r, status, NULL, &body);
 }
 
 
-/* a complete JSON response; body NULL: none (202) */
-static ngx_int_t
-ngx_http_reverse_mcp_ep_send(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *body)
-{
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
-
-    r->headers_out.status = status;
-
-    if (body == NULL || body->len == 0) {
-        r->headers_out.content_length_n = 0;
-        r->header_only = 1;
-
-        return ngx_http_send_header(r);
-    }
-
-    r->headers_out.content_length_n = body->len;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = NULL;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_ERROR;
-    }
-
-    b->pos = body->data;
-    b->last = body->data + body->len;
-    b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
-}
-
-
+/* the POST's response becomes an SSE stream */
 static ngx_int_t
 ngx_http_reverse_mcp_ep_sse_open(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_ctx_t *ctx)
 {
-    ngx_int_t  rc;
-    ngx_str_t  value;
-
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = -1;
-    ngx_str_set(&r->headers_out.content_type, "text/event-stream");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = NULL;
-
-    ngx_str_set(&value, "no-cache");
-
-    if (ngx_http_reverse_mcp_ep_add_header(r, "Cache-Control", &value)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    /* for proxies in front of us, nginx among them */
-    ngx_str_set(&value, "no");
-
-    if (ngx_http_reverse_mcp_ep_add_header(r, "X-Accel-Buffering", &value)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
     ctx->header_sent = 1;
 
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc == NGX_OK ? NGX_ERROR : rc;
-    }
-
-    r->write_event_handler = ngx_http_reverse_mcp_ep_writer;
-
-    /* the headers now: the client waits on the stream */
-    rc = ngx_http_send_special(r, NGX_HTTP_FLUSH);
-
-    if (rc == NGX_ERROR) {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_reverse_mcp_ep_pending(r);
-}
-
-
-/* output the client did not take yet: wait for it, within send_timeout */
-static ngx_int_t
-ngx_http_reverse_mcp_ep_pending(ngx_http_request_t *r)
-{
-    ngx_connection_t          *c;
-    ngx_http_core_loc_conf_t  *clcf;
-
-    c = r->connection;
-
-    if (!r->buffered && !c->buffered) {
-        return NGX_OK;
-    }
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
-    if (!c->write->delayed && !c->write->timer_set) {
-        ngx_add_timer(c->write, clcf->send_timeout);
-    }
-
-    if (ngx_handle_write_event(c->write, clcf->send_lowat) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
-/*
- * One SSE event "event: message\ndata: JSON\n\n", flushed; last: the
- * end of the stream.  Raw line breaks in JSON text can only be
- * insignificant white space, and would end the data line: they become
- * spaces.
- */
-static ngx_int_t
-ngx_http_reverse_mcp_ep_sse_event(ngx_http_request_t *r,
-    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *json, ngx_uint_t last)
-{
-    u_char       *p, *s, *end;
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
-
-    b = ngx_create_temp_buf(r->pool, sizeof("event: message\ndata: \n\n") - 1
-                                     + json->len);
-    if (b == NULL) {
-        return NGX_ERROR;
-    }
-
-    p = ngx_cpymem(b->last, "event: message\ndata: ", 21);
-
-    end = json->data + json->len;
-
-    for (s = json->data; s < end; s++) {
-        *p++ = (*s == '\n' || *s == '\r') ? ' ' : *s;
-    }
-
-    *p++ = '\n';
-    *p++ = '\n';
-
-    b->last = p;
-    b->flush = 1;
-
-    if (last) {
-        b->last_buf = (r == r->main) ? 1 : 0;
-        b->last_in_chain = 1;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    rc = ngx_http_output_filter(r, &out);
-
-    if (rc == NGX_ERROR || last) {
-        return rc;
-    }
-
-    return ngx_http_reverse_mcp_ep_pending(r);
-}
-
-
-static ngx_int_t
-ngx_http_reverse_mcp_ep_add_header(ngx_http_request_t *r, const char *key,
-    ngx_str_t *value)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    h->key.data = (u_char *) key;
-    h->key.len = ngx_strlen(key);
-    h->value = *value;
-
-    return NGX_OK;
+    return ngx_http_reverse_mcp_http_sse_open(r);
 }
 
 
@@ -4158,7 +3778,7 @@ ngx_http_reverse_mcp_ep_listen(ngx_http_request_t *r,
                                  "text/event-stream");
     }
 
-    h = ngx_http_reverse_mcp_ep_header(r, "Mcp-Session-Id", 14);
+    h = ngx_http_reverse_mcp_http_header_in(r, "Mcp-Session-Id", 14);
 
     if (h == NULL) {
         return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_BAD_REQUEST,
@@ -4267,7 +3887,7 @@ ngx_http_reverse_mcp_ep_stream_write(ngx_http_request_t *r, ngx_str_t *text)
         return NGX_ERROR;
     }
 
-    return ngx_http_reverse_mcp_ep_pending(r);
+    return ngx_http_reverse_mcp_http_pending(r);
 }
 
 
@@ -4340,7 +3960,7 @@ ngx_http_reverse_mcp_ep_listen_handler(ngx_event_t *ev)
             json.data = changed;
             json.len = sizeof(changed) - 1;
 
-            rc = ngx_http_reverse_mcp_ep_sse_event(r, ctx, &json, 0);
+            rc = ngx_http_reverse_mcp_http_sse_event(r, "message", &json, 0);
 
         } else if (ctx->sub_tools) {
             /* on a subscription: with the subscription's id */
@@ -4364,7 +3984,8 @@ ngx_http_reverse_mcp_ep_listen_handler(ngx_event_t *ev)
                                        "subscriptionId\":%V}}}", &ctx->id)
                            - p;
 
-                rc = ngx_http_reverse_mcp_ep_sse_event(r, ctx, &json, 0);
+                rc = ngx_http_reverse_mcp_http_sse_event(r, "message",
+                                                         &json, 0);
             }
         }
     }
@@ -4498,7 +4119,7 @@ ngx_http_reverse_mcp_ep_modern(ngx_http_request_t *r,
     /* no sessions in this revision: Mcp-Session-Id is ignored */
     ngx_str_null(&ctx->session);
 
-    h = ngx_http_reverse_mcp_ep_header(r, "MCP-Protocol-Version", 20);
+    h = ngx_http_reverse_mcp_http_header_in(r, "MCP-Protocol-Version", 20);
 
     if (h == NULL) {
         return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_BAD_REQUEST,
@@ -4525,12 +4146,13 @@ ngx_http_reverse_mcp_ep_modern(ngx_http_request_t *r,
 
     if (id == NULL) {
         /* this revision defines no client notifications over HTTP */
-        return ngx_http_reverse_mcp_ep_send(r, NGX_HTTP_ACCEPTED, NULL);
+        return ngx_http_reverse_mcp_http_send(r, NGX_HTTP_ACCEPTED, NULL,
+                                              NULL);
     }
 
     /* the request metadata headers must match the body */
 
-    h = ngx_http_reverse_mcp_ep_header(r, "Mcp-Method", 10);
+    h = ngx_http_reverse_mcp_http_header_in(r, "Mcp-Method", 10);
 
     if (h == NULL) {
         return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_BAD_REQUEST,
@@ -4561,7 +4183,7 @@ ngx_http_reverse_mcp_ep_modern(ngx_http_request_t *r,
     }
 
     if (key) {
-        h = ngx_http_reverse_mcp_ep_header(r, "Mcp-Name", 8);
+        h = ngx_http_reverse_mcp_http_header_in(r, "Mcp-Name", 8);
 
         if (ngx_http_reverse_mcp_json_get_str(params, key, &value)
             != NGX_OK)
@@ -4699,7 +4321,8 @@ ngx_http_reverse_mcp_ep_unsupported(ngx_http_request_t *r,
 
     body.len = p - body.data;
 
-    return ngx_http_reverse_mcp_ep_send(r, NGX_HTTP_BAD_REQUEST, &body);
+    return ngx_http_reverse_mcp_http_send(r, NGX_HTTP_BAD_REQUEST, NULL,
+                                          &body);
 }
 
 
@@ -4919,7 +4542,9 @@ ngx_http_reverse_mcp_ep_subscribe(ngx_http_request_t *r,
         return rc == NGX_ERROR ? NGX_HTTP_INTERNAL_SERVER_ERROR : rc;
     }
 
-    if (ngx_http_reverse_mcp_ep_sse_event(r, ctx, &ack, 0) == NGX_ERROR) {
+    if (ngx_http_reverse_mcp_http_sse_event(r, "message", &ack, 0)
+        == NGX_ERROR)
+    {
         return NGX_ERROR;
     }
 

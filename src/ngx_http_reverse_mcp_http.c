@@ -6,7 +6,6 @@
 #include "ngx_http_reverse_mcp_http.h"
 
 
-static ngx_int_t ngx_http_reverse_mcp_http_pending(ngx_http_request_t *r);
 static void ngx_http_reverse_mcp_http_writer(ngx_http_request_t *r);
 
 
@@ -157,6 +156,38 @@ ngx_http_reverse_mcp_http_add_header(ngx_http_request_t *r, const char *key,
 }
 
 
+ngx_table_elt_t *
+ngx_http_reverse_mcp_http_header_in(ngx_http_request_t *r, const char *name,
+    size_t len)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
 ngx_uint_t
 ngx_http_reverse_mcp_http_accepts_sse(ngx_http_request_t *r)
 {
@@ -207,7 +238,8 @@ ngx_http_reverse_mcp_http_json_content(ngx_http_request_t *r)
     return ct->len >= 16
            && ngx_strncasecmp(ct->data, (u_char *) "application/json", 16)
               == 0
-           && (ct->len == 16 || ct->data[16] == ';' || ct->data[16] == ' ');
+           && (ct->len == 16 || ct->data[16] == ';' || ct->data[16] == ' '
+               || ct->data[16] == '\t');
 }
 
 
@@ -332,7 +364,7 @@ send:
 
 
 /* output the client did not take yet: wait for it, within send_timeout */
-static ngx_int_t
+ngx_int_t
 ngx_http_reverse_mcp_http_pending(ngx_http_request_t *r)
 {
     ngx_connection_t          *c;

@@ -1,8 +1,8 @@
 /*
- * Small HTTP helpers shared by the request handlers of the module (the chat
- * API and A2A; the MCP endpoint has the same logic inline and can move to
- * these): the request body in one piece, a complete JSON reply, an SSE
- * stream (open, one event, flush within send_timeout), an output header.
+ * Small HTTP helpers shared by the request handlers of the module (the MCP
+ * endpoint, the chat API and A2A): the request body in one piece, a
+ * complete JSON reply, an SSE stream (open, one event, flush within
+ * send_timeout), an output header.
  */
 
 #ifndef _NGX_HTTP_REVERSE_MCP_HTTP_H_INCLUDED_
@@ -25,6 +25,10 @@ ngx_int_t ngx_http_reverse_mcp_http_send(ngx_http_request_t *r,
 ngx_int_t ngx_http_reverse_mcp_http_add_header(ngx_http_request_t *r,
     const char *key, ngx_str_t *value);
 
+/* the first request header of this name (case-insensitive), or NULL */
+ngx_table_elt_t *ngx_http_reverse_mcp_http_header_in(ngx_http_request_t *r,
+    const char *name, size_t len);
+
 /* 1 if the Accept header names text/event-stream */
 ngx_uint_t ngx_http_reverse_mcp_http_accepts_sse(ngx_http_request_t *r);
 
@@ -45,6 +49,9 @@ ngx_int_t ngx_http_reverse_mcp_http_sse_open(ngx_http_request_t *r);
  */
 ngx_int_t ngx_http_reverse_mcp_http_sse_event(ngx_http_request_t *r,
     const char *name, ngx_str_t *data, ngx_uint_t last);
+
+/* output the client did not take yet: wait for it, within send_timeout */
+ngx_int_t ngx_http_reverse_mcp_http_pending(ngx_http_request_t *r);
 
 
 #endif /* _NGX_HTTP_REVERSE_MCP_HTTP_H_INCLUDED_ */
