@@ -44,7 +44,8 @@ deps:
 	fi
 	@if ! command -v node >/dev/null; then \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; fi
-	@if [ -f package-lock.json ] && [ ! -d node_modules ]; then \
+	@if [ -f package-lock.json ] && { [ ! -d node_modules ] || \
+	    [ package-lock.json -nt node_modules/.package-lock.json ]; }; then \
 	    npm ci --no-audit --no-fund --loglevel=error; fi
 
 $(BUILD)/Makefile: config

@@ -482,7 +482,9 @@ ngx_http_reverse_mcp_endpoint_handler(ngx_http_request_t *r)
 
         return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_NOT_FOUND,
                                              NGX_HTTP_REVERSE_MCP_BAD_REQUEST,
-                                             "Unknown MCP server");
+                                             "Unknown MCP server: this agent "
+                                             "has no server at \"%V\"",
+                                             &r->uri);
     }
 
     /* DNS rebinding: a browser's cross-site request carries Origin */

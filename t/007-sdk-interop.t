@@ -28,30 +28,6 @@ if (@missing) {
 
 run_tests();
 
-sub demo {
-    my ($log, %o) = @_;
-    return node_start($log, 'tools/demo-reverse-server.mjs',
-        '--url', "ws://127.0.0.1:$ServerPort/ws",
-        '--name', $o{name}, '--token', $o{token}, @{ $o{args} || [] });
-}
-
-sub entry {
-    my ($name, $j) = @_;
-    $j //= status_json();
-    my ($a) = grep { $_->{name} eq 'a1' } @{ $j->{agents} };
-    my ($e) = grep { $_->{name} eq $name } @{ $a->{servers} };
-    return $e;
-}
-
-# the entry of $name once registered; node may take a while to start
-sub wait_entry {
-    my ($name, $log) = @_;
-    my $e;
-    return $e if wait_until(sub { $e = entry($name) }, 15, 0.05);
-    diag("$name did not register; its output:\n" . slurp($log));
-    return undef;
-}
-
 sub tool_names { [ map { $_->{name} } @{ $_[0]{tools} || [] } ] }
 
 __DATA__
@@ -65,7 +41,7 @@ location /ws { reverse_mcp_connector a1; }
 location = /status { reverse_mcp_status; }
 --- test_code
 my $log = "$servroot/logs/demo-s1.log";
-my $pid = demo($log, name => 's1', token => 't1');
+my $pid = demo_server($log, name => 's1', token => 't1');
 my $e = wait_entry('s1', $log) or die "the demo server did not register\n";
 
 is_deeply(tool_names($e), [qw(add echo system_info time)],
@@ -126,9 +102,10 @@ location = /status { reverse_mcp_status; }
 # offered subprotocol, so registering proves "mcp" came back
 my $log1 = "$servroot/logs/demo-s1.log";
 my $log2 = "$servroot/logs/demo-s2.log";
-my $p1 = demo($log1, name => 's1', token => 't1',
+my $p1 = demo_server($log1, name => 's1', token => 't1',
               args => [ '--subprotocol', 'mcp' ]);
-my $p2 = demo($log2, name => 's2', token => 't2', args => ['--no-newline']);
+my $p2 = demo_server($log2, name => 's2', token => 't2',
+                     args => ['--no-newline']);
 my $e1 = wait_entry('s1', $log1);
 my $e2 = wait_entry('s2', $log2);
 ok($e1, 's1 (subprotocol mcp) registered');

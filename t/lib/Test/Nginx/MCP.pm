@@ -31,6 +31,7 @@ use Exporter 'import';
 our @EXPORT = qw(enc dec tool up mcp_start mcp_poll mcp_finish mcp
                  parse_http sse_events parse_response events_of req session names modern
                  node_start node_wait node_gone node_kill slurp
+                 demo_server entry wait_entry
                  $J $Node $NodeModules %Children);
 
 our $J = Cpanel::JSON::XS->new->utf8->canonical->allow_nonref;
@@ -281,12 +282,14 @@ sub modern {
             headers => [ @h, @{ delete $o{headers} || [] } ], %o);
 }
 
-# starts "node @args" from the repository root; output to $log
+# starts "node @args" from the repository root (or from $o->{cwd} when
+# the first argument is a hash { cwd }); output to $log
 sub node_start {
     my ($log, @args) = @_;
+    my $o = ref $args[0] eq 'HASH' ? shift @args : {};
     my $pid = fork // die "fork: $!\n";
     if (!$pid) {
-        chdir repo_root() or POSIX::_exit(126);
+        chdir($o->{cwd} // repo_root()) or POSIX::_exit(126);
         open STDIN, '<', '/dev/null';
         open STDOUT, '>', $log or POSIX::_exit(126);
         open STDERR, '>&', \*STDOUT;
@@ -325,6 +328,35 @@ sub node_kill {
     my ($pid, $sig) = @_;
     kill $sig // 'KILL', $pid;
     Test::Nginx::Socket::wait_until(sub { node_gone($pid) }, 5, 0.02);
+}
+
+# tools/demo-reverse-server.mjs (the official SDK's McpServer with the demo
+# tools echo, add, time, system_info) dialling in as $o{name}; %o: name,
+# token, args => [ more arguments ]
+sub demo_server {
+    my ($log, %o) = @_;
+    return node_start($log, 'tools/demo-reverse-server.mjs',
+        '--url', 'ws://127.0.0.1:' . port() . '/ws',
+        '--name', $o{name}, '--token', $o{token}, @{ $o{args} || [] });
+}
+
+# the status entry of server $name of agent $agent (a1), or undef
+sub entry {
+    my ($name, $j, $agent) = @_;
+    $j //= Test::Nginx::Socket::status_json();
+    my ($a) = grep { $_->{name} eq ($agent // 'a1') } @{ $j->{agents} };
+    my ($e) = grep { $_->{name} eq $name } @{ $a->{servers} };
+    return $e;
+}
+
+# the entry of $name once registered; node may take a while to start
+sub wait_entry {
+    my ($name, $log) = @_;
+    my $e;
+    return $e if Test::Nginx::Socket::wait_until(sub { $e = entry($name) },
+                                                 15, 0.05);
+    Test::More::diag("$name did not register; its output:\n" . slurp($log));
+    return undef;
 }
 
 sub slurp {
