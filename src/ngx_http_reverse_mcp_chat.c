@@ -23,6 +23,7 @@
 #include "ngx_http_reverse_mcp_registry.h"
 #include "ngx_http_reverse_mcp_call.h"
 #include "ngx_http_reverse_mcp_json.h"
+#include "ngx_http_reverse_mcp_names.h"
 
 #include <openssl/rand.h>
 
@@ -120,9 +121,8 @@ static ngx_int_t ngx_http_reverse_mcp_chat_round(
     ngx_http_reverse_mcp_chat_priv_t *p);
 static ngx_int_t ngx_http_reverse_mcp_chat_tools(
     ngx_http_reverse_mcp_chat_priv_t *p);
-static ngx_int_t ngx_http_reverse_mcp_chat_tool_name(
-    ngx_http_reverse_mcp_chat_priv_t *p, ngx_str_t *server, ngx_str_t *tool,
-    ngx_str_t *out);
+static ngx_int_t ngx_http_reverse_mcp_chat_tool_names(
+    ngx_http_reverse_mcp_chat_priv_t *p);
 static void ngx_http_reverse_mcp_chat_llm_done(
     ngx_http_reverse_mcp_llm_req_t *req);
 static void ngx_http_reverse_mcp_chat_llm_text(
@@ -740,7 +740,8 @@ ngx_http_reverse_mcp_chat_tools(ngx_http_reverse_mcp_chat_priv_t *p)
         rc = ngx_http_reverse_mcp_registry_tools(p->mcf->shm_zone, p->pool,
                                                  &p->chat->agent,
                                                  &scf[i].name, sep, &json,
-                                                 &gen);
+                                                 &gen,
+                                                 p->request->connection->log);
         if (rc == NGX_DECLINED) {
             continue;                             /* not connected */
         }
@@ -779,17 +780,10 @@ ngx_http_reverse_mcp_chat_tools(ngx_http_reverse_mcp_chat_priv_t *p)
             route->tool.data = ngx_pstrdup(p->pool, &name);
             route->tool.len = name.len;
 
-            if (route->tool.data == NULL
-                || ngx_http_reverse_mcp_chat_tool_name(p, &scf[i].name,
-                                                       &route->tool,
-                                                       &route->name)
-                   != NGX_OK)
-            {
+            if (route->tool.data == NULL) {
                 yajl_tree_free(arr);
                 return NGX_ERROR;
             }
-
-            lt->name = route->name;
 
             if (ngx_http_reverse_mcp_json_get_str(t, "description", &name)
                 == NGX_OK)
@@ -815,80 +809,81 @@ ngx_http_reverse_mcp_chat_tools(ngx_http_reverse_mcp_chat_priv_t *p)
         yajl_tree_free(arr);
     }
 
-    return NGX_OK;
+    return ngx_http_reverse_mcp_chat_tool_names(p);
 }
 
 
 /*
- * "<server><sep><tool>" as the endpoint names it; characters a function
- * name may not have ([A-Za-z0-9_-], 64 at most: OpenAI and Anthropic)
- * become "_", long names end in a hash, duplicates get a number.
+ * The names the model sees: the aggregate endpoint's exposed names
+ * (ngx_http_reverse_mcp_names.h), one rule for both.  Tools whose names
+ * collide are all left out (logged at warn), so no tool shadows another.
  */
 static ngx_int_t
-ngx_http_reverse_mcp_chat_tool_name(ngx_http_reverse_mcp_chat_priv_t *p,
-    ngx_str_t *server, ngx_str_t *tool, ngx_str_t *out)
+ngx_http_reverse_mcp_chat_tool_names(ngx_http_reverse_mcp_chat_priv_t *p)
 {
-    u_char                             *d, c, buf[256 + 16];
-    size_t                              len;
-    uint32_t                            crc;
-    ngx_str_t                           s;
-    ngx_uint_t                          i, n;
-    ngx_http_reverse_mcp_chat_route_t  *route;
+    ngx_str_t                            *sep;
+    ngx_uint_t                            i, n;
+    ngx_http_reverse_mcp_llm_tool_t      *lt;
+    ngx_http_reverse_mcp_chat_route_t    *route;
+    ngx_http_reverse_mcp_names_entry_t   *e, **order;
 
-    d = ngx_cpymem(buf, server->data, server->len);
-    d = ngx_cpymem(d, p->lcf->tool_separator.data,
-                   p->lcf->tool_separator.len);
-    d = ngx_cpymem(d, tool->data, ngx_min(tool->len, 128));
+    n = p->routes->nelts;
 
-    s.data = buf;
-    s.len = d - buf;
-
-    if (!ngx_http_reverse_mcp_llm_name_ok(&s)) {
-        crc = ngx_crc32_short(s.data, s.len);
-
-        for (i = 0; i < s.len; i++) {
-            c = s.data[i];
-
-            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-                  || (c >= '0' && c <= '9') || c == '_' || c == '-'))
-            {
-                s.data[i] = '_';
-            }
-        }
-
-        if (s.len > 64) {
-            s.len = ngx_sprintf(s.data + 55, "_%08xD", crc) - s.data;
-        }
+    if (n == 0) {
+        return NGX_OK;
     }
 
-    len = s.len;
-
+    sep = &p->lcf->tool_separator;
     route = p->routes->elts;
+    lt = p->tools->elts;
 
-    for (n = 2; ; n++) {
-        /* the route being named is the last one: not compared */
-        for (i = 0; i + 1 < p->routes->nelts; i++) {
-            if (route[i].name.len == s.len
-                && ngx_strncmp(route[i].name.data, s.data, s.len) == 0)
-            {
-                break;
-            }
-        }
-
-        if (i + 1 >= p->routes->nelts) {
-            break;
-        }
-
-        s.len = ngx_min(len, 60);
-        s.len = ngx_sprintf(s.data + s.len, "_%ui", n) - s.data;
-    }
-
-    out->data = ngx_pstrdup(p->pool, &s);
-    if (out->data == NULL) {
+    e = ngx_palloc(p->pool, n * (sizeof(*e) + sizeof(order[0])));
+    if (e == NULL) {
         return NGX_ERROR;
     }
 
-    out->len = s.len;
+    order = (ngx_http_reverse_mcp_names_entry_t **) (e + n);
+
+    for (i = 0; i < n; i++) {
+        e[i].server = route[i].server.data;
+        e[i].server_len = route[i].server.len;
+        e[i].tool = route[i].tool.data;
+        e[i].tool_len = route[i].tool.len;
+    }
+
+    (void) ngx_http_reverse_mcp_names_mark(e, n, sep->data, sep->len, order);
+
+    p->routes->nelts = 0;
+    p->tools->nelts = 0;
+
+    for (i = 0; i < n; i++) {
+
+        if (e[i].collides) {
+            ngx_log_error(NGX_LOG_WARN, p->request->connection->log, 0,
+                          "reverse_mcp: tool \"%V\" of server \"%V\" of "
+                          "agent \"%V\" is left out: its exposed name "
+                          "\"%*s\" is also another tool's",
+                          &route[i].tool, &route[i].server, &p->chat->agent,
+                          e[i].name_len, e[i].name);
+            continue;
+        }
+
+        route[i].name.data = ngx_pnalloc(p->pool, e[i].name_len);
+        if (route[i].name.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(route[i].name.data, e[i].name, e[i].name_len);
+        route[i].name.len = e[i].name_len;
+
+        /* compacted in place: the kept entries move down */
+        route[p->routes->nelts] = route[i];
+        lt[p->tools->nelts] = lt[i];
+        lt[p->tools->nelts].name = route[i].name;
+
+        p->routes->nelts++;
+        p->tools->nelts++;
+    }
 
     return NGX_OK;
 }
@@ -2093,7 +2088,8 @@ ngx_http_reverse_mcp_chat_list(ngx_http_reverse_mcp_chat_priv_t *p,
         rc = ngx_http_reverse_mcp_registry_tools(p->mcf->shm_zone, p->pool,
                                                  &p->chat->agent,
                                                  &scf[i].name, sep, &json,
-                                                 &gen);
+                                                 &gen,
+                                                 p->request->connection->log);
         if (rc == NGX_DECLINED) {
             continue;
         }

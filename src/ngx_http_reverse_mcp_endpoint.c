@@ -57,6 +57,7 @@
 #include "ngx_http_reverse_mcp_call.h"
 #include "ngx_http_reverse_mcp_session.h"
 #include "ngx_http_reverse_mcp_http.h"
+#include "ngx_http_reverse_mcp_names.h"
 
 #include <openssl/sha.h>
 #include <openssl/crypto.h>
@@ -74,6 +75,13 @@
                                                     once (servers come and
                                                     go at any time) */
 #define NGX_HTTP_REVERSE_MCP_EP_META       "io.modelcontextprotocol/"
+
+/* the aggregate's instructions: agent, separator */
+#define NGX_HTTP_REVERSE_MCP_EP_AGGREGATE                                    \
+    "Tools of the reverse MCP servers connected to agent \"%V\", named "    \
+    "<server>%V<tool>; a name that would be longer than 64 characters or "   \
+    "have characters other than [A-Za-z0-9_-] is shortened and ends in "    \
+    "\"_\" and 10 hex digits."
 
 #define NGX_HTTP_REVERSE_MCP_EP_POLL       100   /* ms, cancellation ring */
 #define NGX_HTTP_REVERSE_MCP_EP_LISTEN     250   /* ms, GET stream checks */
@@ -1532,7 +1540,8 @@ ngx_http_reverse_mcp_ep_tools_list(ngx_http_request_t *r,
     rc = ngx_http_reverse_mcp_registry_tools(ctx->zone, r->pool, &ctx->agent,
                                              &ctx->server,
                                              &ctx->lcf->tool_separator,
-                                             &json, &generation);
+                                             &json, &generation,
+                                             r->connection->log);
     if (rc == NGX_DECLINED) {
         /* the server is not connected now: no tools */
         ngx_str_set(&json, "[]");
@@ -1878,6 +1887,23 @@ ngx_http_reverse_mcp_ep_tools_call(ngx_http_request_t *r,
                                  &server, &name);
     }
 
+    if (rc == NGX_BUSY) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "reverse_mcp: endpoint call of tool \"%V\", a name "
+                      "that two tools of agent \"%V\" have", &name,
+                      &ctx->agent);
+
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
+                                 NGX_HTTP_REVERSE_MCP_INVALID_PARAMS,
+                                 "Ambiguous tool name: %V is the exposed "
+                                 "name of more than one tool, so none is "
+                                 "served (see the error log)", &name);
+    }
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     if (rc != NGX_OK) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "reverse_mcp: endpoint call of unknown tool \"%V\"",
@@ -2048,24 +2074,29 @@ ngx_http_reverse_mcp_ep_track(ngx_http_request_t *r,
 
 /*
  * The server and tool a caller's tool name stands for.  Per-server
- * endpoint: the name is the tool's.  Aggregate: "<server><sep><tool>";
- * server names are configured names (no "__"), so with the default
- * separator the first one splits; with another separator every split
- * whose left part is a server of the agent is tried in turn.
- * NGX_OK, NGX_DECLINED (*server is not connected), NGX_ABORT (unknown).
+ * endpoint: the name is the tool's.  Aggregate: the reverse of the
+ * exposed name (ngx_http_reverse_mcp_names.h): a natural name by its
+ * first split, a shortened one by a lookup over the agent's tools.
+ * NGX_OK; NGX_DECLINED: *server is a server of the agent that is not
+ * connected; NGX_BUSY: two tools have this exposed name (neither is
+ * listed); NGX_ABORT: unknown; NGX_ERROR.
  */
 static ngx_int_t
 ngx_http_reverse_mcp_ep_route(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *name, ngx_str_t *server,
     ngx_str_t *tool)
 {
-    u_char                             *p, *end;
+    u_char                              buf[NGX_HTTP_REVERSE_MCP_NAMES_MAX];
+    int                                 shortened;
+    long                                found;
+    size_t                              len, n;
     uint64_t                            conn_id;
-    ngx_int_t                           rc, result;
     ngx_pid_t                           pid;
-    ngx_str_t                          *sep, s, t, down;
+    ngx_str_t                          *sep, s, t;
+    ngx_array_t                         pairs;
     ngx_http_reverse_mcp_agent_conf_t  *acf;
     ngx_http_reverse_mcp_main_conf_t   *mcf;
+    ngx_http_reverse_mcp_names_entry_t *e, **order;
 
     if (ctx->server.len) {
         *server = ctx->server;
@@ -2084,46 +2115,93 @@ ngx_http_reverse_mcp_ep_route(ngx_http_request_t *r,
     }
 
     sep = &ctx->lcf->tool_separator;
-    end = name->data + name->len;
-    result = NGX_ABORT;
-    ngx_str_null(&down);
+    ngx_str_null(&s);
 
-    for (p = name->data + 1; p + sep->len < end; p++) {
-
-        if (ngx_memcmp(p, sep->data, sep->len) != 0) {
-            continue;
-        }
-
+    if (ngx_http_reverse_mcp_names_split(name->data, name->len, sep->data,
+                                         sep->len, &n))
+    {
         s.data = name->data;
-        s.len = p - name->data;
-        t.data = p + sep->len;
-        t.len = end - t.data;
+        s.len = n;
+        t.data = name->data + n + sep->len;
+        t.len = name->len - n - sep->len;
 
-        if (s.len == 0 || ngx_http_reverse_mcp_find_server(acf, &s) == NULL)
-        {
-            continue;
+        if (ngx_http_reverse_mcp_find_server(acf, &s) == NULL) {
+            ngx_str_null(&s);
         }
+    }
 
-        rc = ngx_http_reverse_mcp_registry_resolve(ctx->zone, &ctx->agent,
-                                                   &s, &t, &pid, &conn_id);
-        if (rc == NGX_OK) {
+    if (s.len
+        && !ngx_http_reverse_mcp_names_shortened(name->data, name->len))
+    {
+        len = ngx_http_reverse_mcp_names_expose(s.data, s.len, sep->data,
+                                                sep->len, t.data, t.len,
+                                                buf, &shortened);
+
+        if (len == name->len && ngx_memcmp(buf, name->data, len) == 0) {
+            /* a natural name */
             *server = s;
             *tool = t;
-            return NGX_OK;
-        }
 
-        if (rc == NGX_DECLINED && down.len == 0) {
-            down = s;
-            *tool = t;
+            return ngx_http_reverse_mcp_registry_resolve(ctx->zone,
+                                                         &ctx->agent, &s, &t,
+                                                         &pid, &conn_id);
         }
     }
 
-    if (down.len) {
-        *server = down;
-        result = NGX_DECLINED;
+    if (ngx_http_reverse_mcp_names_shortened(name->data, name->len)) {
+
+        if (ngx_array_init(&pairs, r->pool, 16,
+                           sizeof(ngx_http_reverse_mcp_names_entry_t))
+            != NGX_OK
+            || ngx_http_reverse_mcp_registry_pairs(ctx->zone, r->pool,
+                                                   &ctx->agent, &pairs)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        order = ngx_palloc(r->pool, (pairs.nelts + 1) * sizeof(void *));
+        if (order == NULL) {
+            return NGX_ERROR;
+        }
+
+        (void) ngx_http_reverse_mcp_names_mark(pairs.elts, pairs.nelts,
+                                               sep->data, sep->len, order);
+
+        found = ngx_http_reverse_mcp_names_find(pairs.elts, pairs.nelts,
+                                                name->data, name->len);
+
+        if (found == NGX_HTTP_REVERSE_MCP_NAMES_AMBIGUOUS) {
+            return NGX_BUSY;
+        }
+
+        if (found >= 0) {
+            e = (ngx_http_reverse_mcp_names_entry_t *) pairs.elts + found;
+
+            server->data = (u_char *) e->server;
+            server->len = e->server_len;
+            tool->data = (u_char *) e->tool;
+            tool->len = e->tool_len;
+
+            return ngx_http_reverse_mcp_registry_resolve(ctx->zone,
+                                                         &ctx->agent, server,
+                                                         tool, &pid,
+                                                         &conn_id);
+        }
     }
 
-    return result;
+    /* unknown; say so if it looks like a tool of a server that is down */
+
+    if (s.len
+        && ngx_http_reverse_mcp_registry_resolve(ctx->zone, &ctx->agent, &s,
+                                                 NULL, &pid, &conn_id)
+           == NGX_DECLINED)
+    {
+        *server = s;
+        return NGX_DECLINED;
+    }
+
+    return NGX_ABORT;
 }
 
 
@@ -4038,8 +4116,7 @@ ngx_http_reverse_mcp_ep_instructions(ngx_http_request_t *r,
 
     len = sizeof("Tools of the reverse MCP server \"\" of agent \"\".") - 1
           + ctx->server.len + ctx->agent.len
-          + sizeof("Tools of the reverse MCP servers connected to agent "
-                   "\"\", named <server><tool>.") - 1
+          + sizeof(NGX_HTTP_REVERSE_MCP_EP_AGGREGATE) - 1
           + ctx->lcf->tool_separator.len;
 
     instr->data = ngx_pnalloc(r->pool, len);
@@ -4052,9 +4129,7 @@ ngx_http_reverse_mcp_ep_instructions(ngx_http_request_t *r,
                         "Tools of the reverse MCP server \"%V\" of agent "
                         "\"%V\".", &ctx->server, &ctx->agent);
     } else {
-        p = ngx_sprintf(instr->data,
-                        "Tools of the reverse MCP servers connected to "
-                        "agent \"%V\", named <server>%V<tool>.",
+        p = ngx_sprintf(instr->data, NGX_HTTP_REVERSE_MCP_EP_AGGREGATE,
                         &ctx->agent, &ctx->lcf->tool_separator);
     }
 

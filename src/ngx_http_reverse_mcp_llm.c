@@ -890,30 +890,6 @@ ngx_http_reverse_mcp_llm_error_name(ngx_uint_t type)
 }
 
 
-ngx_int_t
-ngx_http_reverse_mcp_llm_name_ok(ngx_str_t *name)
-{
-    u_char      c;
-    ngx_uint_t  i;
-
-    if (name->len == 0 || name->len > 64) {
-        return 0;
-    }
-
-    for (i = 0; i < name->len; i++) {
-        c = name->data[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9') || c == '_' || c == '-'))
-        {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
 /* the curl timer keeps a draining worker alive only while transfers run */
 static void
 ngx_http_reverse_mcp_llm_update_timer(void)

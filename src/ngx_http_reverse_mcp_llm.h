@@ -168,8 +168,5 @@ ngx_uint_t ngx_http_reverse_mcp_llm_active(void);
 /* a short name of the failure class: "llm_http", "llm_timeout", ... */
 const char *ngx_http_reverse_mcp_llm_error_name(ngx_uint_t type);
 
-/* a valid model-facing tool name: [A-Za-z0-9_-]{1,64} */
-ngx_int_t ngx_http_reverse_mcp_llm_name_ok(ngx_str_t *name);
-
 
 #endif /* _NGX_HTTP_REVERSE_MCP_LLM_H_INCLUDED_ */

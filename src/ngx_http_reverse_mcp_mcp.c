@@ -4,6 +4,7 @@
 
 #include "ngx_http_reverse_mcp_mcp.h"
 #include "ngx_http_reverse_mcp_json.h"
+#include "ngx_http_reverse_mcp_names.h"
 
 
 static ngx_str_t  ngx_http_reverse_mcp_versions[] = {
@@ -36,10 +37,8 @@ ngx_int_t
 ngx_http_reverse_mcp_tool_check(yajl_val tool, ngx_str_t *name,
     const char **err)
 {
-    u_char      c;
-    yajl_val    v;
-    ngx_str_t   type;
-    ngx_uint_t  i;
+    yajl_val   v;
+    ngx_str_t  type;
 
     if (tool == NULL || !YAJL_IS_OBJECT(tool)) {
         *err = "tool is not an object";
@@ -51,21 +50,11 @@ ngx_http_reverse_mcp_tool_check(yajl_val tool, ngx_str_t *name,
         return NGX_DECLINED;
     }
 
-    if (name->len == 0 || name->len > 128) {
-        *err = "tool name must be 1-128 characters";
-        return NGX_DECLINED;
-    }
-
-    for (i = 0; i < name->len; i++) {
-        c = name->data[i];
-
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-            || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.')
-        {
-            continue;
-        }
-
-        *err = "tool name has characters outside [A-Za-z0-9_.-]";
+    if (!ngx_http_reverse_mcp_names_tool_valid(name->data, name->len)) {
+        *err = (name->len == 0
+                || name->len > NGX_HTTP_REVERSE_MCP_NAMES_TOOL_MAX)
+               ? "tool name must be 1-128 characters"
+               : "tool name has characters outside [A-Za-z0-9_.-]";
         return NGX_DECLINED;
     }
 

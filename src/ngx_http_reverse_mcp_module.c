@@ -12,6 +12,7 @@
 #include "ngx_http_reverse_mcp_registry.h"
 #include "ngx_http_reverse_mcp_chat.h"
 #include "ngx_http_reverse_mcp_llm.h"
+#include "ngx_http_reverse_mcp_names.h"
 
 #include <openssl/sha.h>
 
@@ -50,6 +51,8 @@ static char *ngx_http_reverse_mcp_connector(ngx_conf_t *cf,
 static char *ngx_http_reverse_mcp_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_reverse_mcp_endpoint(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_reverse_mcp_tool_separator(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_reverse_mcp_endpoint_token(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
@@ -161,7 +164,7 @@ static ngx_command_t  ngx_http_reverse_mcp_commands[] = {
 
     { ngx_string("reverse_mcp_tool_separator"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_str_slot,
+      ngx_http_reverse_mcp_tool_separator,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_reverse_mcp_loc_conf_t, tool_separator),
       NULL },
@@ -444,13 +447,6 @@ ngx_http_reverse_mcp_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         }
     }
 
-    if (conf->tool_separator.len == 0 || conf->tool_separator.len > 8) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"reverse_mcp_tool_separator\" must be 1-8 "
-                           "characters");
-        return NGX_CONF_ERROR;
-    }
-
     if (conf->send_queue_file == NULL) {
         conf->send_queue_file = prev->send_queue_file;
         conf->send_queue_line = prev->send_queue_line;
@@ -625,35 +621,39 @@ ngx_http_reverse_mcp_add_ref(ngx_conf_t *cf, ngx_str_t *name,
 ngx_int_t
 ngx_http_reverse_mcp_name_valid(ngx_str_t *name)
 {
-    u_char      c;
-    ngx_uint_t  i;
+    return ngx_http_reverse_mcp_names_server_valid(name->data, name->len);
+}
 
-    if (name->len == 0 || name->len > NGX_HTTP_REVERSE_MCP_NAME_MAX) {
-        return 0;
+
+/* the separator of exposed names: a part of a model's function name */
+static char *
+ngx_http_reverse_mcp_tool_separator(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_reverse_mcp_loc_conf_t  *lcf = conf;
+
+    char       *rv;
+    ngx_str_t  *value;
+
+    rv = ngx_conf_set_str_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
     }
 
-    for (i = 0; i < name->len; i++) {
-        c = name->data[i];
+    value = cf->args->elts;
 
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-            || (c >= '0' && c <= '9') || c == '-')
-        {
-            continue;
-        }
-
-        if (c == '_') {
-            /* "__" separates server and tool names on the MCP endpoint */
-            if (i + 1 < name->len && name->data[i + 1] == '_') {
-                return 0;
-            }
-
-            continue;
-        }
-
-        return 0;
+    if (!ngx_http_reverse_mcp_names_sep_valid(lcf->tool_separator.data,
+                                              lcf->tool_separator.len))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"reverse_mcp_tool_separator\" \"%V\": "
+                           "use 1-%d of [A-Za-z0-9_-] (exposed tool names "
+                           "are function names for language models)",
+                           &value[1], NGX_HTTP_REVERSE_MCP_NAMES_SEP_MAX);
+        return NGX_CONF_ERROR;
     }
 
-    return 1;
+    return NGX_CONF_OK;
 }
 
 
@@ -784,7 +784,8 @@ ngx_http_reverse_mcp_agent(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (!ngx_http_reverse_mcp_name_valid(&value[1])) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid agent name \"%V\": use 1-%d of "
-                           "[A-Za-z0-9_-], without \"__\"", &value[1],
+                           "[A-Za-z0-9_-], without \"__\" and not ending "
+                           "in \"_\"", &value[1],
                            NGX_HTTP_REVERSE_MCP_NAME_MAX);
         return NGX_CONF_ERROR;
     }
@@ -916,7 +917,9 @@ ngx_http_reverse_mcp_server_line(ngx_conf_t *cf,
     if (!ngx_http_reverse_mcp_name_valid(&value[1])) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid server name \"%V\": use 1-%d of "
-                           "[A-Za-z0-9_-], without \"__\"", &value[1],
+                           "[A-Za-z0-9_-], without \"__\" and not ending "
+                           "in \"_\" (\"<server>__<tool>\" must split at "
+                           "its first \"__\")", &value[1],
                            NGX_HTTP_REVERSE_MCP_NAME_MAX);
         return NGX_CONF_ERROR;
     }

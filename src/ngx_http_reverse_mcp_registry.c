@@ -15,6 +15,7 @@
 #include "ngx_http_reverse_mcp_module.h"
 #include "ngx_http_reverse_mcp_registry.h"
 #include "ngx_http_reverse_mcp_json.h"
+#include "ngx_http_reverse_mcp_names.h"
 
 #include <signal.h>
 
@@ -114,7 +115,10 @@ static void ngx_http_reverse_mcp_render_server(ngx_http_reverse_mcp_out_t *o,
 static int ngx_libc_cdecl ngx_http_reverse_mcp_server_ptr_cmp(const void *a,
     const void *b);
 static void ngx_http_reverse_mcp_render_tool(ngx_http_reverse_mcp_out_t *o,
-    ngx_str_t *prefix, ngx_str_t *sep, ngx_http_reverse_mcp_shm_tool_t *t);
+    ngx_str_t *name, ngx_http_reverse_mcp_shm_tool_t *t);
+static ngx_int_t ngx_http_reverse_mcp_render_exposed(
+    ngx_http_reverse_mcp_out_t *o, ngx_http_reverse_mcp_shm_agent_t *a,
+    ngx_str_t *sep, ngx_array_t *dropped);
 
 
 ngx_int_t
@@ -895,7 +899,7 @@ ngx_http_reverse_mcp_render_server(ngx_http_reverse_mcp_out_t *o,
             ngx_http_reverse_mcp_out(o, ",", 1);
         }
 
-        ngx_http_reverse_mcp_render_tool(o, NULL, NULL, &srv->tools[i]);
+        ngx_http_reverse_mcp_render_tool(o, NULL, &srv->tools[i]);
     }
 
     ngx_http_reverse_mcp_out(o, "]}", 2);
@@ -1044,32 +1048,21 @@ ngx_http_reverse_mcp_registry_render(ngx_shm_zone_t *zone, ngx_pool_t *pool,
 }
 
 
-/* {"name":"<prefix><sep><tool>",<members>} */
+/* {"name":<name, or the tool's own>,<members>} */
 static void
 ngx_http_reverse_mcp_render_tool(ngx_http_reverse_mcp_out_t *o,
-    ngx_str_t *prefix, ngx_str_t *sep, ngx_http_reverse_mcp_shm_tool_t *t)
+    ngx_str_t *name, ngx_http_reverse_mcp_shm_tool_t *t)
 {
-    u_char     *p;
-    ngx_str_t   name;
+    ngx_str_t  own;
 
-    name.len = t->name_len + (prefix ? prefix->len + sep->len : 0);
-    name.data = ngx_pnalloc(o->pool, name.len);
-    if (name.data == NULL) {
-        o->failed = 1;
-        return;
+    if (name == NULL) {
+        own.data = t->name;
+        own.len = t->name_len;
+        name = &own;
     }
-
-    p = name.data;
-
-    if (prefix) {
-        p = ngx_cpymem(p, prefix->data, prefix->len);
-        p = ngx_cpymem(p, sep->data, sep->len);
-    }
-
-    ngx_memcpy(p, t->name, t->name_len);
 
     ngx_http_reverse_mcp_out(o, "{\"name\":", 8);
-    ngx_http_reverse_mcp_out_str(o, &name);
+    ngx_http_reverse_mcp_out_str(o, name);
 
     if (t->json_len) {
         ngx_http_reverse_mcp_out(o, ",", 1);
@@ -1080,19 +1073,131 @@ ngx_http_reverse_mcp_render_tool(ngx_http_reverse_mcp_out_t *o,
 }
 
 
+/*
+ * The tools of every server of an agent under their exposed names
+ * (ngx_http_reverse_mcp_names.h), sorted by server then tool; tools whose
+ * exposed names collide are all left out and their (server, tool) names
+ * copied to dropped (names_entry_t) for the caller to log.  Called with
+ * the zone locked.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_render_exposed(ngx_http_reverse_mcp_out_t *o,
+    ngx_http_reverse_mcp_shm_agent_t *a, ngx_str_t *sep,
+    ngx_array_t *dropped)
+{
+    u_char                               *p;
+    ngx_str_t                             name;
+    ngx_uint_t                            i, j, k, n, ntools, first;
+    ngx_rbtree_node_t                    *node;
+    ngx_http_reverse_mcp_shm_server_t   **list;
+    ngx_http_reverse_mcp_names_entry_t   *entries, **order, *e, *d;
+
+    list = ngx_palloc(o->pool, a->nservers * sizeof(void *));
+    if (list == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = 0;
+    ntools = 0;
+
+    for (node = ngx_rbtree_min(a->servers.root, a->servers.sentinel);
+         node && n < a->nservers;
+         node = ngx_rbtree_next(&a->servers, node))
+    {
+        list[n] = (ngx_http_reverse_mcp_shm_server_t *) node;
+        ntools += list[n++]->ntools;
+    }
+
+    if (ntools == 0) {
+        return NGX_OK;
+    }
+
+    ngx_qsort(list, n, sizeof(void *), ngx_http_reverse_mcp_server_ptr_cmp);
+
+    entries = ngx_palloc(o->pool, ntools * (sizeof(*entries) + sizeof(e)));
+    if (entries == NULL) {
+        return NGX_ERROR;
+    }
+
+    order = (ngx_http_reverse_mcp_names_entry_t **) (entries + ntools);
+
+    k = 0;
+
+    for (j = 0; j < n; j++) {
+        for (i = 0; i < list[j]->ntools; i++) {
+            e = &entries[k++];
+            e->server = list[j]->sn.str.data;
+            e->server_len = list[j]->sn.str.len;
+            e->tool = list[j]->tools[i].name;
+            e->tool_len = list[j]->tools[i].name_len;
+        }
+    }
+
+    (void) ngx_http_reverse_mcp_names_mark(entries, ntools, sep->data,
+                                           sep->len, order);
+
+    first = 1;
+    k = 0;
+
+    for (j = 0; j < n; j++) {
+        for (i = 0; i < list[j]->ntools; i++) {
+            e = &entries[k++];
+
+            if (e->collides) {
+                /* copied: the zone is unlocked before the caller logs */
+                d = ngx_array_push(dropped);
+                p = ngx_pnalloc(o->pool, e->server_len + e->tool_len);
+
+                if (d == NULL || p == NULL) {
+                    return NGX_ERROR;
+                }
+
+                *d = *e;
+                d->server = p;
+                d->tool = ngx_cpymem(p, e->server, e->server_len);
+                ngx_memcpy(p + e->server_len, e->tool, e->tool_len);
+                continue;
+            }
+
+            if (!first) {
+                ngx_http_reverse_mcp_out(o, ",", 1);
+            }
+
+            first = 0;
+
+            name.data = e->name;
+            name.len = e->name_len;
+
+            ngx_http_reverse_mcp_render_tool(o, &name, &list[j]->tools[i]);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
 ngx_int_t
 ngx_http_reverse_mcp_registry_tools(ngx_shm_zone_t *zone, ngx_pool_t *pool,
     ngx_str_t *agent, ngx_str_t *server, ngx_str_t *sep, ngx_str_t *out,
-    ngx_uint_t *generation)
+    ngx_uint_t *generation, ngx_log_t *log)
 {
-    ngx_uint_t                           i, j, n, first;
-    ngx_rbtree_node_t                   *node;
+    ngx_int_t                            rc;
+    ngx_uint_t                           i;
+    ngx_array_t                          dropped;
     ngx_http_reverse_mcp_out_t           o;
     ngx_http_reverse_mcp_zone_ctx_t     *ctx;
     ngx_http_reverse_mcp_shm_agent_t    *a;
-    ngx_http_reverse_mcp_shm_server_t   *srv, **list;
+    ngx_http_reverse_mcp_shm_server_t   *srv;
+    ngx_http_reverse_mcp_names_entry_t  *d;
 
     ctx = zone->data;
+
+    if (ngx_array_init(&dropped, pool, 1,
+                       sizeof(ngx_http_reverse_mcp_names_entry_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     o.pool = pool;
     o.start = ngx_pnalloc(pool, 4096);
@@ -1105,6 +1210,7 @@ ngx_http_reverse_mcp_registry_tools(ngx_shm_zone_t *zone, ngx_pool_t *pool,
     o.failed = 0;
 
     *generation = 0;
+    rc = NGX_OK;
 
     ngx_http_reverse_mcp_out(&o, "[", 1);
 
@@ -1129,55 +1235,91 @@ ngx_http_reverse_mcp_registry_tools(ngx_shm_zone_t *zone, ngx_pool_t *pool,
                 ngx_http_reverse_mcp_out(&o, ",", 1);
             }
 
-            ngx_http_reverse_mcp_render_tool(&o, NULL, NULL, &srv->tools[i]);
+            ngx_http_reverse_mcp_render_tool(&o, NULL, &srv->tools[i]);
         }
 
     } else if (a && a->nservers) {
-
-        list = ngx_palloc(pool, a->nservers * sizeof(void *));
-        if (list == NULL) {
-            ngx_shmtx_unlock(&ctx->shpool->mutex);
-            return NGX_ERROR;
-        }
-
-        n = 0;
-
-        for (node = ngx_rbtree_min(a->servers.root, a->servers.sentinel);
-             node && n < a->nservers;
-             node = ngx_rbtree_next(&a->servers, node))
-        {
-            list[n++] = (ngx_http_reverse_mcp_shm_server_t *) node;
-        }
-
-        ngx_qsort(list, n, sizeof(void *),
-                  ngx_http_reverse_mcp_server_ptr_cmp);
-
-        first = 1;
-
-        for (j = 0; j < n; j++) {
-            for (i = 0; i < list[j]->ntools; i++) {
-                if (!first) {
-                    ngx_http_reverse_mcp_out(&o, ",", 1);
-                }
-
-                first = 0;
-
-                ngx_http_reverse_mcp_render_tool(&o, &list[j]->sn.str, sep,
-                                                 &list[j]->tools[i]);
-            }
-        }
+        rc = ngx_http_reverse_mcp_render_exposed(&o, a, sep, &dropped);
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
+    d = dropped.elts;
+
+    for (i = 0; i < dropped.nelts; i++) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "reverse_mcp: tool \"%*s\" of server \"%*s\" of agent "
+                      "\"%V\" is left out: its exposed name \"%*s\" is also "
+                      "another tool's",
+                      d[i].tool_len, d[i].tool, d[i].server_len,
+                      d[i].server, agent, d[i].name_len, d[i].name);
+    }
+
     ngx_http_reverse_mcp_out(&o, "]", 1);
 
-    if (o.failed) {
+    if (rc != NGX_OK || o.failed) {
         return NGX_ERROR;
     }
 
     out->data = o.start;
     out->len = o.pos - o.start;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The (server, tool) pairs of an agent's connected servers, copied to the
+ * pool (names_entry_t with server and tool set): for mapping a shortened
+ * exposed name back.
+ */
+ngx_int_t
+ngx_http_reverse_mcp_registry_pairs(ngx_shm_zone_t *zone, ngx_pool_t *pool,
+    ngx_str_t *agent, ngx_array_t *out)
+{
+    u_char                              *p;
+    ngx_uint_t                           i;
+    ngx_rbtree_node_t                   *node;
+    ngx_http_reverse_mcp_zone_ctx_t     *ctx;
+    ngx_http_reverse_mcp_shm_agent_t    *a;
+    ngx_http_reverse_mcp_shm_server_t   *srv;
+    ngx_http_reverse_mcp_names_entry_t  *e;
+
+    ctx = zone->data;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    a = ngx_http_reverse_mcp_agent_lookup(ctx, agent, 0);
+
+    if (a == NULL || a->nservers == 0) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        return NGX_OK;
+    }
+
+    for (node = ngx_rbtree_min(a->servers.root, a->servers.sentinel);
+         node;
+         node = ngx_rbtree_next(&a->servers, node))
+    {
+        srv = (ngx_http_reverse_mcp_shm_server_t *) node;
+
+        for (i = 0; i < srv->ntools; i++) {
+            e = ngx_array_push(out);
+            p = ngx_pnalloc(pool, srv->sn.str.len + srv->tools[i].name_len);
+
+            if (e == NULL || p == NULL) {
+                ngx_shmtx_unlock(&ctx->shpool->mutex);
+                return NGX_ERROR;
+            }
+
+            e->server = p;
+            e->server_len = srv->sn.str.len;
+            e->tool = ngx_cpymem(p, srv->sn.str.data, srv->sn.str.len);
+            e->tool_len = srv->tools[i].name_len;
+            ngx_memcpy(p + e->server_len, srv->tools[i].name, e->tool_len);
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
 
     return NGX_OK;
 }

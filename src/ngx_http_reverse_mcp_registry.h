@@ -112,13 +112,23 @@ ngx_uint_t ngx_http_reverse_mcp_registry_purge_pid(ngx_shm_zone_t *zone,
 
 /*
  * The tools of an agent as a JSON array of tool objects, sorted by server
- * then tool name.  server empty: every server, names "<server><sep><tool>";
- * server given: that server only, names unchanged (NGX_DECLINED if it is
- * not connected).  *generation: the agent's tool-set generation.
+ * then tool name.  server empty: every server, under their exposed names
+ * (ngx_http_reverse_mcp_names.h; tools whose exposed names collide are
+ * left out and logged at warn); server given: that server only, names
+ * unchanged (NGX_DECLINED if it is not connected).  *generation: the
+ * agent's tool-set generation.
  */
 ngx_int_t ngx_http_reverse_mcp_registry_tools(ngx_shm_zone_t *zone,
     ngx_pool_t *pool, ngx_str_t *agent, ngx_str_t *server, ngx_str_t *sep,
-    ngx_str_t *out, ngx_uint_t *generation);
+    ngx_str_t *out, ngx_uint_t *generation, ngx_log_t *log);
+
+/*
+ * Every (server, tool) pair of the agent's connected servers, appended to
+ * out (an array of ngx_http_reverse_mcp_names_entry_t, names copied into
+ * pool; exposed names not computed).
+ */
+ngx_int_t ngx_http_reverse_mcp_registry_pairs(ngx_shm_zone_t *zone,
+    ngx_pool_t *pool, ngx_str_t *agent, ngx_array_t *out);
 
 /*
  * Where a tool lives: NGX_OK with the owner pid and connection id,

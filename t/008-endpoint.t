@@ -297,7 +297,7 @@ location /paged/ {
     reverse_mcp_endpoint a1;
     reverse_mcp_page_size 2;
 }
-location /dots { reverse_mcp_endpoint a1; reverse_mcp_tool_separator .; }
+location /dots { reverse_mcp_endpoint a1; reverse_mcp_tool_separator -; }
 location = /exact { reverse_mcp_endpoint a1; }
 location /a2 { reverse_mcp_endpoint a2; }
 --- test_code
@@ -307,8 +307,10 @@ my $s2 = up(name => 's2', tools => [ tool('echo'), tool('x.y') ]);
 my $sid = session();
 my $r = mcp(session => $sid, msg => req(1, 'tools/list'));
 is($r->{status}, 200, 'tools/list: 200');
-is_deeply(names($r), [qw(s1__a__b s1__echo s1__zeta s2__echo s2__x.y)],
-          'aggregated: <server>__<tool>, sorted by server then tool');
+is_deeply(names($r), [qw(s1__a__b s1__echo s1__zeta s2__echo
+                         s2__x_y_6f059e97f7)],
+          'aggregated: <server>__<tool>, sorted by server then tool; "."'
+          . ' is not in a function name: shortened (t/015)');
 my ($zeta) = grep { $_->{name} eq 's1__zeta' } @{ $r->{json}{result}{tools} };
 is(enc($zeta), '{"annotations":{"readOnlyHint":true},"description":'
               . '"tool zeta","inputSchema":{"type":"object"},'
@@ -335,8 +337,9 @@ $r = mcp(path => '/exact', session => $sid, msg => req(5, 'tools/list'));
 is(scalar @{ names($r) }, 5, 'an exact location: the aggregate');
 my $d = session(path => '/dots');
 $r = mcp(path => '/dots', session => $d, msg => req(5, 'tools/list'));
-is_deeply(names($r), [qw(s1.a__b s1.echo s1.zeta s2.echo s2.x.y)],
-          'reverse_mcp_tool_separator "."');
+is_deeply(names($r), [qw(s1-a__b s1-echo s1-zeta s2-echo
+                         s2-x_y_6f059e97f7)],
+          'reverse_mcp_tool_separator "-"');
 
 # a session is bound to its agent
 $r = mcp(path => '/a2', session => $sid, msg => req(6, 'tools/list'));
@@ -355,7 +358,8 @@ for my $page (1 .. 5) {
     last unless defined $cursor;
     push @cursors, $cursor;
 }
-is_deeply(\@all, [qw(s1__a__b s1__echo s1__zeta s2__echo s2__x.y)],
+is_deeply(\@all, [qw(s1__a__b s1__echo s1__zeta s2__echo
+                      s2__x_y_6f059e97f7)],
           'pages of 2 give the whole list');
 is(scalar @cursors, 2, 'three pages, two cursors');
 like($cursors[0], qr/^[A-Za-z0-9_-]+$/, 'cursors are base64url');

@@ -317,7 +317,7 @@ is($r->{json}{answer}, "No servers connected.\n", '/servers: none');
 
 
 
-=== TEST 5: tool results of every content type become text; isError and JSON-RPC errors are error results; names outside [A-Za-z0-9_-] are mapped for the model and back
+=== TEST 5: tool results of every content type become text; isError and JSON-RPC errors are error results; names outside [A-Za-z0-9_-] are shortened for the model and mapped back
 --- http_config
 reverse_mcp_zone rmcp:1m;
 reverse_mcp_agent a1 {
@@ -354,7 +354,7 @@ my $s = up(name => 's2', tools => [ tool('fs.read'), tool('broken'),
             { type => 'text', text => 'line two' } ] };
     });
 $main::LLM->script({ tool_calls => [
-        { name => 's2__fs_read', arguments => { path => '/a' } },
+        { name => 's2__fs_read_e164554d4f', arguments => { path => '/a' } },
         { name => 's2__broken' }, { name => 's2__failing' },
         { name => 's2__structured' } ] },
     { text => 'all read' });
@@ -363,8 +363,9 @@ is($r->{status}, 200, 'status 200');
 is($r->{json}{answer}, 'all read', 'the answer');
 my @req = $main::LLM->requests;
 my @names = sort map { $_->{name} } @{ $req[0]{body}{tools} };
-is_deeply(\@names, [qw(s2__broken s2__failing s2__fs_read s2__structured)],
-          '"fs.read" is "s2__fs_read" for the model');
+is_deeply(\@names, [qw(s2__broken s2__failing s2__fs_read_e164554d4f
+                         s2__structured)],
+          '"fs.read" is "s2__fs_read_" + SHA-256 digits for the model');
 my ($call) = grep { $_->{params}{name} eq 'fs.read' } $s->received('tools/call');
 ok($call, '... and the server got a call of "fs.read"');
 is_deeply($call->{params}{arguments}, { path => '/a' }, '... its arguments');
