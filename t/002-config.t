@@ -121,7 +121,7 @@ reverse_mcp_agent a__b {
 }
 --- must_die
 --- test_code
-emerg('invalid agent name "a__b": use 1-64 of [A-Za-z0-9_-], without "__"',
+emerg('invalid agent name "a__b": use 1-64 of [A-Za-z0-9_-], without "__" and not ending in "_"',
       qr/^reverse_mcp_agent a__b \{/);
 
 
@@ -134,7 +134,7 @@ reverse_mcp_agent a.b {
 }
 --- must_die
 --- test_code
-emerg('invalid agent name "a.b": use 1-64 of [A-Za-z0-9_-], without "__"',
+emerg('invalid agent name "a.b": use 1-64 of [A-Za-z0-9_-], without "__" and not ending in "_"',
       qr/^reverse_mcp_agent a\.b \{/);
 
 
@@ -148,7 +148,7 @@ reverse_mcp_agent " . ('a' x 65) . " {
 --- must_die
 --- test_code
 emerg('invalid agent name "' . ('a' x 65) . '": use 1-64 of [A-Za-z0-9_-], '
-      . 'without "__"', qr/^reverse_mcp_agent a{65} \{/);
+      . 'without "__" and not ending in "_"', qr/^reverse_mcp_agent a{65} \{/);
 
 
 
@@ -322,7 +322,7 @@ reverse_mcp_agent a1 {
 }
 --- must_die
 --- test_code
-emerg('invalid server name "a b": use 1-64 of [A-Za-z0-9_-], without "__"',
+emerg('invalid server name "a b": use 1-64 of [A-Za-z0-9_-], without "__" and not ending in "_" ("<server>__<tool>" must split at its first "__")',
       qr/^\s+server "a b" token=t1;/);
 
 
@@ -335,7 +335,7 @@ reverse_mcp_agent a1 {
 }
 --- must_die
 --- test_code
-emerg('invalid server name "x__y": use 1-64 of [A-Za-z0-9_-], without "__"',
+emerg('invalid server name "x__y": use 1-64 of [A-Za-z0-9_-], without "__" and not ending in "_" ("<server>__<tool>" must split at its first "__")',
       qr/^\s+server x__y token=t1;/);
 
 
