@@ -454,9 +454,12 @@ sub _nginx_conf () {
         ? "        location / {\n            root $sr/html;\n        }\n"
         : '';
 
+    my $wc = _sec($block, 'worker_connections') // 1024;
+    $wc =~ s/\s+//g;
+
     return $conf . <<"_EOC_";
 events {
-    worker_connections 1024;
+    worker_connections $wc;
     accept_mutex off;
 }
 
@@ -1123,6 +1126,7 @@ checks), must_die (nginx -t must fail; error_log then matches its output),
 user_files (">>> path" + content under html/, "../x" under the servroot),
 test_code (perl in package main, with $port $port2 $port3 $servroot
 $html_dir $cert_dir $block; a die fails the block), test_code_timeout (60),
+worker_connections (1024),
 ONLY, SKIP (reported as a TAP skip), LAST.  Per-block overrides: workers,
 master_on, master_off, log_level, no_module, no_root_location.
 
