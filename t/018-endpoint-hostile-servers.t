@@ -5,8 +5,9 @@
 # JSON-RPC error, at once when the socket is gone, at the timeout when it
 # is not), what the server gets (notifications/cancelled, a close code),
 # and that the registry and the other servers are intact: the next calls
-# work.  And a thousand calls in flight on one socket at once, from both
-# workers, each answered to its own caller.
+# work.  A thousand calls in flight on one socket at once, held by both
+# workers, each answered to its own caller.  kill -9 of the worker that
+# owns the socket fails the calls the other worker holds at once.
 
 use lib 't/lib';
 use Test::Nginx::Socket;
@@ -303,3 +304,65 @@ ok($crossed, "$crossed of them crossed to the owner's mailbox");
 [alert]
 [crit]
 [error]
+
+
+
+=== TEST 6: kill -9 of the worker that owns the socket: the calls other workers hold fail at once with -32003, the server reconnects and works
+--- http_config
+reverse_mcp_zone rmcp:1m;
+reverse_mcp_call_timeout 60s;
+reverse_mcp_agent a1 { server s1 token=t; }
+--- config
+location /ws { reverse_mcp_connector a1; }
+location = /status { reverse_mcp_status; }
+location /mcp { reverse_mcp_endpoint a1; }
+--- test_code
+my $s1 = up(name => 's1', tools => [ tool('echo'), tool('hang') ],
+            on_request => sub {
+    my ($s, $msg) = @_;
+    return { noreply => 1 }
+        if $msg->{method} eq 'tools/call' && $msg->{params}{name} eq 'hang';
+    return undef;
+});
+my $sid = session();
+my $owner = entry('s1')->{owner_pid};
+ok($owner, "s1 is owned by worker $owner");
+
+# 16 calls: the ones the other worker holds cross to the owner's mailbox
+my $n = 16;
+my @h = map { mcp_start(session => $sid,
+                        msg => req("h$_", 'tools/call',
+                                   { name => 's1__hang' })) } 1 .. $n;
+ok($s1->pump_until(sub { $s1->received('tools/call') >= $n }, 10),
+   "the server has all $n calls");
+
+expect_worker_kill($owner);
+kill 'KILL', $owner;
+my $t0 = Time::HiRes::time();
+my ($gone, $eof) = (0, 0);
+for my $h (@h) {
+    my $r = mcp_finish($h, 5);
+    if (($r->{json}{error}{code} // 0) == -32003) {
+        $gone++;
+    } elsif ($r->{status} == 0) {
+        $eof++;                 # held by the killed worker itself
+    } else {
+        diag("unexpected answer: $r->{raw}");
+    }
+}
+my $took = Time::HiRes::time() - $t0;
+is($gone + $eof, $n, 'every call ended: -32003 or its worker died');
+ok($gone > 0, "$gone call(s) held by the other worker got -32003");
+ok($took < 5, sprintf 'all ended at once (%.2f s), not at the 60 s timeout',
+                      $took);
+ok(wait_until(sub { !entry('s1') }, 3, 0.02), 's1 was purged');
+
+my $again = up(name => 's1');
+my $r = mcp(session => $sid, servers => [ $again ],
+            msg => req('after', 'tools/call',
+                       { name => 's1__echo',
+                         arguments => { text => 'alive' } }));
+is($r->{json}{result}{content}[0]{text}, 'alive',
+   's1 reconnected; the session and calls work');
+--- no_error_log
+[crit]
