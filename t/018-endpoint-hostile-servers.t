@@ -13,6 +13,7 @@ use lib 't/lib';
 use Test::Nginx::Socket;
 use Test::Nginx::MCP;
 use Time::HiRes ();
+use IO::Socket::INET ();
 
 master_on();
 workers(2);
@@ -26,6 +27,38 @@ sub echo_call {
                msg => req($id, 'tools/call',
                           { name => "${srv}__echo",
                             arguments => { text => $text } }));
+}
+
+# A connection to the worker that is not $avoid (or to $want): asks
+# /pid on a keep-alive connection until the right worker answers, then
+# sends the call on it; a handle for mcp_finish()
+sub call_on_worker {
+    my ($want, $avoid, $sid, $msg) = @_;
+    for my $try (1 .. 200) {
+        my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                         PeerPort => $ServerPort,
+                                         Timeout => 5) or die "connect: $!\n";
+        print $sock "GET /pid HTTP/1.1\r\nHost: localhost\r\n\r\n";
+        my $buf = '';
+        while ($buf !~ /\r\n\r\n\d+$/) {
+            sysread($sock, $buf, 4096, length $buf) or last;
+        }
+        my ($pid) = $buf =~ /\r\n\r\n(\d+)$/;
+        if (defined $pid && (defined $want ? $pid == $want : $pid != $avoid)) {
+            my $body = $J->encode($msg);
+            print $sock "POST /mcp HTTP/1.1\r\nHost: localhost\r\n"
+                . "Content-Type: application/json\r\n"
+                . "Accept: application/json, text/event-stream\r\n"
+                . "Mcp-Session-Id: $sid\r\n"
+                . 'Content-Length: ' . length($body) . "\r\n"
+                . "Connection: close\r\n\r\n$body";
+            $sock->blocking(0);
+            return { sock => $sock, buf => '', eof => 0, servers => [],
+                     pid => $pid };
+        }
+        close $sock;
+    }
+    die "no connection reached the wanted worker in 200 tries\n";
 }
 
 sub registered {
@@ -316,6 +349,7 @@ reverse_mcp_agent a1 { server s1 token=t; }
 location /ws { reverse_mcp_connector a1; }
 location = /status { reverse_mcp_status; }
 location /mcp { reverse_mcp_endpoint a1; }
+location = /pid { return 200 $pid; }
 --- test_code
 my $s1 = up(name => 's1', tools => [ tool('echo'), tool('hang') ],
             on_request => sub {
@@ -328,11 +362,14 @@ my $sid = session();
 my $owner = entry('s1')->{owner_pid};
 ok($owner, "s1 is owned by worker $owner");
 
-# 16 calls: the ones the other worker holds cross to the owner's mailbox
-my $n = 16;
-my @h = map { mcp_start(session => $sid,
-                        msg => req("h$_", 'tools/call',
-                                   { name => 's1__hang' })) } 1 .. $n;
+# 8 calls held by the other worker (they cross to the owner's mailbox)
+# and 4 by the owner itself
+my $n = 12;
+my @h = map {
+    call_on_worker($_ <= 8 ? undef : $owner, $owner, $sid,
+                   req("h$_", 'tools/call', { name => 's1__hang' }))
+} 1 .. $n;
+my $other = $h[0]{pid};
 ok($s1->pump_until(sub { $s1->received('tools/call') >= $n }, 10),
    "the server has all $n calls");
 
@@ -342,17 +379,16 @@ my $t0 = Time::HiRes::time();
 my ($gone, $eof) = (0, 0);
 for my $h (@h) {
     my $r = mcp_finish($h, 5);
-    if (($r->{json}{error}{code} // 0) == -32003) {
-        $gone++;
-    } elsif ($r->{status} == 0) {
-        $eof++;                 # held by the killed worker itself
+    if ($h->{pid} == $other) {
+        $gone++ if ($r->{json}{error}{code} // 0) == -32003
+                   && ($r->{json}{error}{message} // '') =~ /s1/;
     } else {
-        diag("unexpected answer: $r->{raw}");
+        $eof++ if $r->{status} == 0;    # its worker died with it
     }
 }
 my $took = Time::HiRes::time() - $t0;
-is($gone + $eof, $n, 'every call ended: -32003 or its worker died');
-ok($gone > 0, "$gone call(s) held by the other worker got -32003");
+is($gone, 8, "the 8 calls worker $other holds got -32003 naming s1");
+is($eof, 4, 'the 4 calls the owner held ended with its connections');
 ok($took < 5, sprintf 'all ended at once (%.2f s), not at the 60 s timeout',
                       $took);
 ok(wait_until(sub { !entry('s1') }, 3, 0.02), 's1 was purged');
