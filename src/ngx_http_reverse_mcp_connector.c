@@ -47,9 +47,15 @@ typedef struct {
 } ngx_http_reverse_mcp_pending_t;
 
 
+/*
+ * ctx is malloc'd, not in the request pool: once the 101 is out the
+ * request is freed (see ngx_http_reverse_mcp_detach()) and an idle socket
+ * holds only the connection, its small pool and ctx.
+ */
 struct ngx_http_reverse_mcp_conn_s {
-    ngx_http_request_t                 *request;
+    ngx_http_request_t                 *request;  /* NULL once detached */
     ngx_connection_t                   *connection;
+    ngx_pool_cleanup_t                 *cln;      /* in the request pool */
     ngx_http_reverse_mcp_loc_conf_t    *lcf;
     ngx_http_reverse_mcp_main_conf_t   *mcf;
     ngx_http_reverse_mcp_agent_conf_t  *acf;
@@ -67,7 +73,8 @@ struct ngx_http_reverse_mcp_conn_s {
 
     ngx_event_t                         ping_ev;
     ngx_event_t                         timer_ev;
-    ngx_event_t                         finalize_ev;  /* posted */
+    ngx_event_t                         finalize_ev;  /* posted: detach,
+                                                         then finalize */
 
     int64_t                             next_id;
     int64_t                             init_id;
@@ -80,9 +87,13 @@ struct ngx_http_reverse_mcp_conn_s {
     ngx_str_t                           cursor;
     ngx_uint_t                          pages;
 
+    /* one ngx_alloc'd block holds the three strings */
+    u_char                             *meta;
     ngx_str_t                           protocol_version;
     ngx_str_t                           server_info;
     ngx_str_t                           capabilities;
+
+    ngx_msec_t                          send_timeout;
 
     ngx_pool_t                         *tmp_pool;  /* per message */
 
@@ -118,6 +129,14 @@ static ngx_int_t ngx_http_reverse_mcp_check_token(ngx_http_request_t *r,
     ngx_http_reverse_mcp_loc_conf_t *lcf,
     ngx_http_reverse_mcp_server_conf_t *scf, const char **reason);
 
+static void ngx_http_reverse_mcp_detach(ngx_http_reverse_mcp_conn_t *ctx);
+static void ngx_http_reverse_mcp_trim(ngx_http_reverse_mcp_conn_t *ctx);
+static void ngx_http_reverse_mcp_free_ctx(void *data);
+static void ngx_http_reverse_mcp_read_event(ngx_event_t *rev);
+static void ngx_http_reverse_mcp_write_event(ngx_event_t *wev);
+static void ngx_http_reverse_mcp_read(ngx_http_reverse_mcp_conn_t *ctx);
+static void ngx_http_reverse_mcp_write(ngx_http_reverse_mcp_conn_t *ctx);
+static void ngx_http_reverse_mcp_run_posted(ngx_http_reverse_mcp_conn_t *ctx);
 static void ngx_http_reverse_mcp_goodbye(ngx_http_reverse_mcp_conn_t *ctx);
 static void ngx_http_reverse_mcp_cleanup(void *data);
 static void ngx_http_reverse_mcp_read_handler(ngx_http_request_t *r);
@@ -206,6 +225,7 @@ ngx_http_reverse_mcp_connector_handler(ngx_http_request_t *r)
     const char                          *reason;
     ngx_table_elt_t                     *h, *key, *proto;
     ngx_pool_cleanup_t                  *cln;
+    ngx_http_core_loc_conf_t            *clcf;
     ngx_http_reverse_mcp_conn_t         *ctx;
     ngx_http_reverse_mcp_loc_conf_t     *lcf;
     ngx_http_reverse_mcp_main_conf_t    *mcf;
@@ -366,29 +386,42 @@ ngx_http_reverse_mcp_connector_handler(ngx_http_request_t *r)
 
     /* accept */
 
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_reverse_mcp_conn_t));
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx = ngx_calloc(sizeof(ngx_http_reverse_mcp_conn_t) + acf->name.len
+                     + server.len, r->connection->log);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /* until the connection is set up, the request pool only frees ctx */
+    cln->handler = ngx_http_reverse_mcp_free_ctx;
+    cln->data = ctx;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
     ctx->request = r;
     ctx->connection = r->connection;
+    ctx->cln = cln;
     ctx->lcf = lcf;
     ctx->mcf = mcf;
     ctx->acf = acf;
     ctx->stats = stats;
+    ctx->send_timeout = clcf->send_timeout;
     ngx_http_reverse_mcp_outq_init(&ctx->outq);
     ctx->next_id = 1;
     ctx->connected_at = ngx_time();
 
-    ctx->agent.data = ngx_pstrdup(r->pool, &acf->name);
-    ctx->server.data = ngx_pstrdup(r->pool, &server);
-    if (ctx->agent.data == NULL || ctx->server.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
+    ctx->agent.data = (u_char *) (ctx + 1);
     ctx->agent.len = acf->name.len;
+    ngx_memcpy(ctx->agent.data, acf->name.data, acf->name.len);
+
+    ctx->server.data = ctx->agent.data + ctx->agent.len;
     ctx->server.len = server.len;
+    ngx_memcpy(ctx->server.data, server.data, server.len);
 
     accept_key = ngx_pnalloc(r->pool, 28);
     if (accept_key == NULL) {
@@ -431,11 +464,6 @@ ngx_http_reverse_mcp_connector_handler(ngx_http_request_t *r)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-    }
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ctx->conn_id = ngx_http_reverse_mcp_registry_next_id(mcf->shm_zone);
@@ -504,6 +532,11 @@ ngx_http_reverse_mcp_connector_handler(ngx_http_request_t *r)
     r->read_event_handler = ngx_http_reverse_mcp_read_handler;
     r->write_event_handler = ngx_http_reverse_mcp_write_handler;
 
+    if (!ctx->header_pending) {
+        /* the request is freed once this handler has returned */
+        ngx_post_event(&ctx->finalize_ev, &ngx_posted_events);
+    }
+
     /* the handshake, the ping timer: both keep a draining worker alive */
 
     ngx_add_timer(&ctx->timer_ev, lcf->handshake_timeout);
@@ -539,10 +572,143 @@ ngx_http_reverse_mcp_connector_handler(ngx_http_request_t *r)
     }
 
     if (!ctx->finalized) {
-        ngx_http_reverse_mcp_read_handler(r);
+        ngx_http_reverse_mcp_read(ctx);
     }
 
     return NGX_DONE;
+}
+
+
+/*
+ * Once the 101 is out, the socket no longer needs its HTTP request: like
+ * ngx_http_set_keepalive() this frees the request pool (its access log
+ * line, status 101, is written now) and the header buffers, and points
+ * the connection's events at ctx.  Runs as a posted event, after the
+ * request's handlers have returned.
+ */
+static void
+ngx_http_reverse_mcp_detach(ngx_http_reverse_mcp_conn_t *ctx)
+{
+    ngx_buf_t              *b;
+    ngx_uint_t              i;
+    ngx_chain_t            *cl, *ln;
+    ngx_connection_t       *c;
+    ngx_http_request_t     *r;
+    ngx_http_connection_t  *hc;
+
+    r = ctx->request;
+    c = ctx->connection;
+    hc = r->http_connection;
+
+    ctx->cln->handler = NULL;
+    ctx->cln = NULL;
+    ctx->request = NULL;
+
+    ngx_http_free_request(r, 0);
+
+    c->destroyed = 0;
+    c->data = ctx;
+    c->read->handler = ngx_http_reverse_mcp_read_event;
+    c->write->handler = ngx_http_reverse_mcp_write_event;
+    c->log->action = NULL;
+
+    b = c->buffer;
+
+    if (b && b->start && ngx_pfree(c->pool, b->start) == NGX_OK) {
+        b->start = NULL;
+        b->pos = NULL;
+        b->last = NULL;
+        b->end = NULL;
+    }
+
+    /* the large header buffers */
+
+    for (i = 0; i < 2; i++) {
+        for (cl = i ? hc->busy : hc->free; cl; /* void */) {
+            ln = cl;
+            cl = cl->next;
+            ngx_pfree(c->pool, ln->buf->start);
+            ngx_free_chain(c->pool, ln);
+        }
+    }
+
+    hc->free = NULL;
+    hc->busy = NULL;
+    hc->nbusy = 0;
+
+    ngx_http_reverse_mcp_trim(ctx);
+
+    if (c->read->ready) {
+        ngx_post_event(c->read, &ngx_posted_events);
+    }
+}
+
+
+/* an idle socket keeps no buffers: the frame parser's, the TLS write one */
+static void
+ngx_http_reverse_mcp_trim(ngx_http_reverse_mcp_conn_t *ctx)
+{
+    ngx_http_reverse_mcp_ws_parser_trim(&ctx->parser);
+
+#if (NGX_HTTP_SSL)
+    {
+        ngx_connection_t  *c;
+
+        c = ctx->connection;
+
+        if (c->ssl && ctx->request == NULL && ctx->outq.out == NULL
+            && !(c->buffered & NGX_SSL_BUFFERED))
+        {
+            ngx_ssl_free_buffer(c);
+        }
+    }
+#endif
+}
+
+
+static void
+ngx_http_reverse_mcp_free_ctx(void *data)
+{
+    ngx_http_reverse_mcp_conn_t  *ctx = data;
+
+    if (ctx->meta) {
+        ngx_free(ctx->meta);
+    }
+
+    ngx_free(ctx);
+}
+
+
+/* the events of a detached connection */
+
+static void
+ngx_http_reverse_mcp_read_event(ngx_event_t *rev)
+{
+    ngx_connection_t             *c;
+    ngx_http_reverse_mcp_conn_t  *ctx;
+
+    c = rev->data;
+    ctx = c->data;
+
+    if (c->close) {
+        /* worker_shutdown_timeout: close now (goodbye in cleanup) */
+        ngx_http_reverse_mcp_cleanup(ctx);
+        ngx_http_close_connection(c);
+        return;
+    }
+
+    ngx_http_reverse_mcp_read(ctx);
+}
+
+
+static void
+ngx_http_reverse_mcp_write_event(ngx_event_t *wev)
+{
+    ngx_connection_t  *c;
+
+    c = wev->data;
+
+    ngx_http_reverse_mcp_write(c->data);
 }
 
 
@@ -908,8 +1074,7 @@ ngx_http_reverse_mcp_cleanup(void *data)
 
     /*
      * nginx is closing us (worker_shutdown_timeout): say goodbye.  The
-     * request pool goes before the socket, which is still open here
-     * (c->destroyed is already set).
+     * socket is still open here.
      */
     if ((ngx_exiting || ngx_terminate) && c->fd != (ngx_socket_t) -1) {
         ngx_http_reverse_mcp_goodbye(ctx);
@@ -946,7 +1111,7 @@ ngx_http_reverse_mcp_cleanup(void *data)
 
     (void) ngx_atomic_fetch_add(&ctx->stats->connections, -1);
 
-    ctx->finalized = 1;
+    ngx_http_reverse_mcp_free_ctx(ctx);
 }
 
 
@@ -1012,17 +1177,43 @@ ngx_http_reverse_mcp_finalize_handler(ngx_event_t *ev)
     ngx_http_request_t  *r;
 
     r = ctx->request;
-    c = r->connection;
+    c = ctx->connection;
+
+    if (!ctx->finalized) {
+        /* posted after the 101 went out */
+        if (r) {
+            ngx_http_reverse_mcp_detach(ctx);
+        }
+
+        return;
+    }
 
     /*
      * The close handshake is over (or impossible): close the TCP
      * connection now, without nginx's lingering close, as RFC 6455 7.1.1
      * asks of a server.
      */
+
+    if (r == NULL) {
+        ngx_http_reverse_mcp_cleanup(ctx);
+        ngx_http_close_connection(c);
+        return;
+    }
+
     r->keepalive = 0;
 
     ngx_http_finalize_request(r, NGX_HTTP_CLOSE);
     ngx_http_run_posted_requests(c);
+}
+
+
+/* after a handler that may have finalized a request still attached */
+static void
+ngx_http_reverse_mcp_run_posted(ngx_http_reverse_mcp_conn_t *ctx)
+{
+    if (ctx->request) {
+        ngx_http_run_posted_requests(ctx->connection);
+    }
 }
 
 
@@ -1151,7 +1342,7 @@ ngx_http_reverse_mcp_timer_handler(ngx_event_t *ev)
         break;
     }
 
-    ngx_http_run_posted_requests(c);
+    ngx_http_reverse_mcp_run_posted(ctx);
 }
 
 
@@ -1175,7 +1366,7 @@ ngx_http_reverse_mcp_ping_handler(ngx_event_t *ev)
                       "pong within %Mms, closing", &ctx->server, &ctx->agent,
                       ctx->lcf->ping_timeout);
         ngx_http_reverse_mcp_abort(ctx);
-        ngx_http_run_posted_requests(c);
+        ngx_http_reverse_mcp_run_posted(ctx);
         return;
     }
 
@@ -1184,7 +1375,7 @@ ngx_http_reverse_mcp_ping_handler(ngx_event_t *ev)
         != NGX_OK)
     {
         ngx_http_reverse_mcp_abort(ctx);
-        ngx_http_run_posted_requests(c);
+        ngx_http_reverse_mcp_run_posted(ctx);
         return;
     }
 
@@ -1193,7 +1384,7 @@ ngx_http_reverse_mcp_ping_handler(ngx_event_t *ev)
 
     if (ngx_http_reverse_mcp_flush(ctx) == NGX_ERROR) {
         ngx_http_reverse_mcp_abort(ctx);
-        ngx_http_run_posted_requests(c);
+        ngx_http_reverse_mcp_run_posted(ctx);
     }
 }
 
@@ -1204,14 +1395,25 @@ ngx_http_reverse_mcp_ping_handler(ngx_event_t *ev)
 static void
 ngx_http_reverse_mcp_read_handler(ngx_http_request_t *r)
 {
-    ssize_t                       n;
-    ngx_connection_t             *c;
     ngx_http_reverse_mcp_conn_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_reverse_mcp_module);
-    c = r->connection;
 
-    if (ctx == NULL || ctx->finalized) {
+    if (ctx) {
+        ngx_http_reverse_mcp_read(ctx);
+    }
+}
+
+
+static void
+ngx_http_reverse_mcp_read(ngx_http_reverse_mcp_conn_t *ctx)
+{
+    ssize_t            n;
+    ngx_connection_t  *c;
+
+    c = ctx->connection;
+
+    if (ctx->finalized) {
         return;
     }
 
@@ -1223,7 +1425,10 @@ ngx_http_reverse_mcp_read_handler(ngx_http_request_t *r)
         if (n == NGX_AGAIN) {
             if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
                 ngx_http_reverse_mcp_abort(ctx);
+                return;
             }
+
+            ngx_http_reverse_mcp_trim(ctx);
 
             return;
         }
@@ -1470,10 +1675,9 @@ ngx_http_reverse_mcp_send_json(ngx_http_reverse_mcp_conn_t *ctx, u_char *data,
 static ngx_int_t
 ngx_http_reverse_mcp_flush(ngx_http_reverse_mcp_conn_t *ctx)
 {
-    ngx_int_t                  rc;
-    ngx_connection_t          *c;
-    ngx_http_request_t        *r;
-    ngx_http_core_loc_conf_t  *clcf;
+    ngx_int_t            rc;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
 
     c = ctx->connection;
     r = ctx->request;
@@ -1493,6 +1697,9 @@ ngx_http_reverse_mcp_flush(ngx_http_reverse_mcp_conn_t *ctx)
         }
 
         ctx->header_pending = 0;
+
+        /* the request is freed once the current handler has returned */
+        ngx_post_event(&ctx->finalize_ev, &ngx_posted_events);
     }
 
     rc = ngx_http_reverse_mcp_outq_flush(&ctx->outq, c);
@@ -1513,10 +1720,8 @@ ngx_http_reverse_mcp_flush(ngx_http_reverse_mcp_conn_t *ctx)
 
 again:
 
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-
     if (!c->write->timer_set) {
-        ngx_add_timer(c->write, clcf->send_timeout);
+        ngx_add_timer(c->write, ctx->send_timeout);
     }
 
     if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
@@ -1530,13 +1735,24 @@ again:
 static void
 ngx_http_reverse_mcp_write_handler(ngx_http_request_t *r)
 {
-    ngx_connection_t             *c;
     ngx_http_reverse_mcp_conn_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_reverse_mcp_module);
-    c = r->connection;
 
-    if (ctx == NULL || ctx->finalized) {
+    if (ctx) {
+        ngx_http_reverse_mcp_write(ctx);
+    }
+}
+
+
+static void
+ngx_http_reverse_mcp_write(ngx_http_reverse_mcp_conn_t *ctx)
+{
+    ngx_connection_t  *c;
+
+    c = ctx->connection;
+
+    if (ctx->finalized) {
         return;
     }
 
@@ -2023,15 +2239,15 @@ static void
 ngx_http_reverse_mcp_initialized(ngx_http_reverse_mcp_conn_t *ctx,
     yajl_val result, yajl_val error)
 {
-    u_char      reason[123];
+    u_char      reason[123], *p;
     yajl_val    caps, info;
-    ngx_str_t   version;
+    ngx_str_t   version, caps_json, info_json;
     ngx_pool_t *pool;
 
     static u_char  initialized[] =
         "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}";
 
-    pool = ctx->request->pool;
+    pool = ctx->tmp_pool;
 
     if (error || result == NULL || !YAJL_IS_OBJECT(result)) {
         if (error) {
@@ -2080,24 +2296,43 @@ ngx_http_reverse_mcp_initialized(ngx_http_reverse_mcp_conn_t *ctx,
 
     info = ngx_http_reverse_mcp_json_get(result, "serverInfo");
 
-    ctx->protocol_version.data = ngx_pstrdup(pool, &version);
-    if (ctx->protocol_version.data == NULL) {
-        ngx_http_reverse_mcp_abort(ctx);
-        return;
-    }
+    ngx_str_null(&caps_json);
+    ngx_str_null(&info_json);
 
-    ctx->protocol_version.len = version.len;
-
-    if ((caps && ngx_http_reverse_mcp_json_dump(pool, caps,
-                                                &ctx->capabilities)
+    if ((caps && ngx_http_reverse_mcp_json_dump(pool, caps, &caps_json)
                  != NGX_OK)
         || (info && YAJL_IS_OBJECT(info)
-            && ngx_http_reverse_mcp_json_dump(pool, info, &ctx->server_info)
+            && ngx_http_reverse_mcp_json_dump(pool, info, &info_json)
                != NGX_OK))
     {
         ngx_http_reverse_mcp_abort(ctx);
         return;
     }
+
+    /* kept for re-registrations after a re-list, in one block */
+
+    if (ctx->meta) {
+        ngx_free(ctx->meta);
+    }
+
+    ctx->meta = ngx_alloc(version.len + caps_json.len + info_json.len + 1,
+                          ctx->connection->log);
+    if (ctx->meta == NULL) {
+        ngx_http_reverse_mcp_abort(ctx);
+        return;
+    }
+
+    ctx->protocol_version.data = ctx->meta;
+    ctx->protocol_version.len = version.len;
+    p = ngx_cpymem(ctx->meta, version.data, version.len);
+
+    ctx->capabilities.data = caps_json.len ? p : NULL;
+    ctx->capabilities.len = caps_json.len;
+    p = ngx_cpymem(p, caps_json.data, caps_json.len);
+
+    ctx->server_info.data = info_json.len ? p : NULL;
+    ctx->server_info.len = info_json.len;
+    (void) ngx_cpymem(p, info_json.data, info_json.len);
 
     ctx->tools_cap = caps && ngx_http_reverse_mcp_json_get(caps, "tools");
 
@@ -2431,7 +2666,6 @@ void
 ngx_http_reverse_mcp_connector_heartbeat(ngx_cycle_t *cycle)
 {
     ngx_queue_t                       *q, *next;
-    ngx_connection_t                  *c;
     ngx_atomic_uint_t                  kicks;
     ngx_http_reverse_mcp_conn_t       *ctx;
     ngx_http_reverse_mcp_main_conf_t  *mcf;
@@ -2457,7 +2691,6 @@ ngx_http_reverse_mcp_connector_heartbeat(ngx_cycle_t *cycle)
     {
         next = ngx_queue_next(q);
         ctx = ngx_queue_data(q, ngx_http_reverse_mcp_conn_t, queue);
-        c = ctx->connection;
 
         if (ctx->finalized || ctx->state == NGX_HTTP_REVERSE_MCP_ST_CLOSING) {
             continue;
@@ -2469,7 +2702,7 @@ ngx_http_reverse_mcp_connector_heartbeat(ngx_cycle_t *cycle)
             ngx_http_reverse_mcp_close(ctx,
                                    NGX_HTTP_REVERSE_MCP_WS_CLOSE_GOING_AWAY,
                                    "gateway shutting down, reconnect");
-            ngx_http_run_posted_requests(c);
+            ngx_http_reverse_mcp_run_posted(ctx);
             continue;
         }
 
@@ -2482,7 +2715,7 @@ ngx_http_reverse_mcp_connector_heartbeat(ngx_cycle_t *cycle)
             ngx_http_reverse_mcp_close(ctx,
                                    NGX_HTTP_REVERSE_MCP_WS_CLOSE_POLICY,
                                    "replaced by a newer connection");
-            ngx_http_run_posted_requests(c);
+            ngx_http_reverse_mcp_run_posted(ctx);
         }
     }
 }

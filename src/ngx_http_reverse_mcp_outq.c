@@ -72,7 +72,9 @@ ngx_http_reverse_mcp_outq_flush(ngx_http_reverse_mcp_outq_t *q,
     ngx_chain_t                        *cl;
     ngx_http_reverse_mcp_outq_frame_t  *f;
 
-    while (q->out) {
+    /* TLS may hold the tail in its own buffer: flushed with a NULL chain */
+
+    while (q->out || (c->buffered & NGX_LOWLEVEL_BUFFERED)) {
 
         cl = c->send_chain(c, q->out, 0);
 
@@ -87,7 +89,7 @@ ngx_http_reverse_mcp_outq_flush(ngx_http_reverse_mcp_outq_t *q,
             ngx_free(f);
         }
 
-        if (q->out) {
+        if (q->out || (c->buffered & NGX_LOWLEVEL_BUFFERED)) {
             if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
                 return NGX_ERROR;
             }

@@ -106,6 +106,17 @@ ngx_http_reverse_mcp_ws_parser_free(ngx_http_reverse_mcp_ws_parser_t *p)
 }
 
 
+void
+ngx_http_reverse_mcp_ws_parser_trim(ngx_http_reverse_mcp_ws_parser_t *p)
+{
+    if (p->msg && p->msg_opcode == 0) {
+        free(p->msg);
+        p->msg = NULL;
+        p->msg_cap = 0;
+    }
+}
+
+
 int
 ngx_http_reverse_mcp_ws_parser_idle(ngx_http_reverse_mcp_ws_parser_t *p)
 {

@@ -110,6 +110,10 @@ void ngx_http_reverse_mcp_ws_parser_init(
 void ngx_http_reverse_mcp_ws_parser_free(
     ngx_http_reverse_mcp_ws_parser_t *p);
 
+/* free the message buffer unless a message is partly received */
+void ngx_http_reverse_mcp_ws_parser_trim(
+    ngx_http_reverse_mcp_ws_parser_t *p);
+
 /* 1 when the parser holds no partial frame or message (idle) */
 int ngx_http_reverse_mcp_ws_parser_idle(
     ngx_http_reverse_mcp_ws_parser_t *p);
