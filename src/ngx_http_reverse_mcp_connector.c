@@ -2039,6 +2039,26 @@ ngx_http_reverse_mcp_handle_notification(ngx_http_reverse_mcp_conn_t *ctx,
         return;
     }
 
+    if ((method->len == sizeof("notifications/prompts/list_changed") - 1
+         && ngx_strncmp(method->data, "notifications/prompts/list_changed",
+                        method->len) == 0)
+        || (method->len == sizeof("notifications/resources/list_changed") - 1
+            && ngx_strncmp(method->data,
+                           "notifications/resources/list_changed",
+                           method->len) == 0))
+    {
+        /* subscriptions/listen of the endpoint announces it */
+        if (ctx->registered) {
+            ngx_http_reverse_mcp_registry_list_changed(ctx->mcf->shm_zone,
+                                    &ctx->agent, &ctx->server, ctx->conn_id,
+                                    method->data[14] == 'p'
+                                    ? NGX_HTTP_REVERSE_MCP_LIST_PROMPTS
+                                    : NGX_HTTP_REVERSE_MCP_LIST_RESOURCES);
+        }
+
+        return;
+    }
+
     if (ctx->npending
         && ngx_http_reverse_mcp_route_notification(ctx, method, msg)
            == NGX_OK)

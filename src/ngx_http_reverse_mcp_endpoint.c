@@ -58,6 +58,7 @@
 #include "ngx_http_reverse_mcp_session.h"
 #include "ngx_http_reverse_mcp_http.h"
 #include "ngx_http_reverse_mcp_names.h"
+#include "ngx_http_reverse_mcp_mcp.h"
 
 #include <openssl/sha.h>
 #include <openssl/crypto.h>
@@ -75,6 +76,13 @@
                                                     once (servers come and
                                                     go at any time) */
 #define NGX_HTTP_REVERSE_MCP_EP_META       "io.modelcontextprotocol/"
+
+/* by NGX_HTTP_REVERSE_MCP_LIST_*: notifications/<name>/list_changed and
+ * the subscriptions/listen filter's <name>ListChanged */
+static const char  *ngx_http_reverse_mcp_ep_lists[] = {
+    "tools", "prompts", "resources"
+};
+
 
 /* the aggregate's instructions: agent, separator */
 #define NGX_HTTP_REVERSE_MCP_EP_AGGREGATE                                    \
@@ -176,8 +184,10 @@ struct ngx_http_reverse_mcp_ep_ctx_s {
     unsigned                              cancelled:1;
     unsigned                              failed:1;
     unsigned                              modern:1;   /* 2026-07-28 */
-    unsigned                              sub_tools:1; /* listen: tools
-                                                          list_changed */
+    unsigned                              subs_lists:3; /* listen: the
+                                                           list_changed
+                                                           wanted, bit per
+                                                           LIST_* */
 
     /* for the access log variables */
     ngx_str_t                             method;
@@ -189,7 +199,8 @@ struct ngx_http_reverse_mcp_ep_ctx_s {
 
     /* a GET stream: server-initiated notifications */
     ngx_event_t                           listen_ev;
-    ngx_uint_t                            listen_gen;
+    ngx_uint_t                            listen_gens[
+                                              NGX_HTTP_REVERSE_MCP_LISTS];
     time_t                                listen_write;
 
     /* a request the aggregate sends to several servers */
@@ -314,8 +325,15 @@ static ngx_int_t ngx_http_reverse_mcp_ep_modern(ngx_http_request_t *r,
     yajl_val params, ngx_str_t *version);
 static ngx_int_t ngx_http_reverse_mcp_ep_unsupported(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *version);
-static ngx_int_t ngx_http_reverse_mcp_ep_name_ok(ngx_str_t *header,
-    ngx_str_t *body);
+static ngx_int_t ngx_http_reverse_mcp_ep_header_text(ngx_pool_t *pool,
+    ngx_str_t *header, ngx_str_t *text);
+static ngx_int_t ngx_http_reverse_mcp_ep_name_ok(ngx_pool_t *pool,
+    ngx_str_t *header, ngx_str_t *body);
+static ngx_int_t ngx_http_reverse_mcp_ep_param_check(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *server, ngx_str_t *tool,
+    yajl_val params, ngx_str_t *mismatch);
+static ngx_int_t ngx_http_reverse_mcp_ep_param_value(ngx_pool_t *pool,
+    yajl_val v, ngx_str_t *text);
 static void ngx_http_reverse_mcp_ep_strip_meta(yajl_val params);
 static ngx_int_t ngx_http_reverse_mcp_ep_discover(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_ctx_t *ctx);
@@ -1851,7 +1869,7 @@ ngx_http_reverse_mcp_ep_tools_call(ngx_http_request_t *r,
 {
     u_char     *p;
     ngx_int_t   rc;
-    ngx_str_t   name, server, tool, fwd, progress, method;
+    ngx_str_t   name, server, tool, fwd, progress, method, mismatch;
 
     if (ngx_http_reverse_mcp_json_get_str(params, "name", &name) != NGX_OK) {
         return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
@@ -1912,6 +1930,25 @@ ngx_http_reverse_mcp_ep_tools_call(ngx_http_request_t *r,
         return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
                                  NGX_HTTP_REVERSE_MCP_INVALID_PARAMS,
                                  "Unknown tool: %V", &name);
+    }
+
+    if (ctx->modern) {
+        rc = ngx_http_reverse_mcp_ep_param_check(r, ctx, &server, &tool,
+                                                 params, &mismatch);
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "reverse_mcp: endpoint call of tool \"%V\" "
+                          "refused: %V", &name, &mismatch);
+
+            return ngx_http_reverse_mcp_ep_error(r, ctx,
+                                 NGX_HTTP_BAD_REQUEST,
+                                 NGX_HTTP_REVERSE_MCP_HEADER_MISMATCH,
+                                 "%V", &mismatch);
+        }
     }
 
     if (ngx_http_reverse_mcp_ep_forward_params(r->pool, params, &tool, &fwd)
@@ -3918,8 +3955,8 @@ ngx_http_reverse_mcp_ep_stream(ngx_http_request_t *r,
     cln->handler = ngx_http_reverse_mcp_ep_listen_cleanup;
     cln->data = ctx;
 
-    ctx->listen_gen = ngx_http_reverse_mcp_registry_generation(ctx->zone,
-                                                               &ctx->agent);
+    ngx_http_reverse_mcp_registry_list_gens(ctx->zone, &ctx->agent,
+                                            ctx->listen_gens);
     ctx->listen_write = ngx_time();
 
     ctx->listen_ev.handler = ngx_http_reverse_mcp_ep_listen_handler;
@@ -3979,7 +4016,7 @@ ngx_http_reverse_mcp_ep_listen_handler(ngx_event_t *ev)
     u_char              *p;
     ngx_int_t            rc;
     ngx_str_t            json, closed;
-    ngx_uint_t           gen;
+    ngx_uint_t           i, gens[NGX_HTTP_REVERSE_MCP_LISTS];
     ngx_connection_t    *c;
     ngx_http_request_t  *r;
 
@@ -4028,46 +4065,55 @@ ngx_http_reverse_mcp_ep_listen_handler(ngx_event_t *ev)
         return;
     }
 
-    gen = ngx_http_reverse_mcp_registry_generation(ctx->zone, &ctx->agent);
+    ngx_http_reverse_mcp_registry_list_gens(ctx->zone, &ctx->agent, gens);
     rc = NGX_OK;
 
-    if (gen != ctx->listen_gen) {
-        ctx->listen_gen = gen;
+    for (i = 0; i < NGX_HTTP_REVERSE_MCP_LISTS && rc == NGX_OK; i++) {
+
+        if (gens[i] == ctx->listen_gens[i]) {
+            continue;
+        }
+
+        ctx->listen_gens[i] = gens[i];
 
         if (!ctx->modern) {
-            ctx->listen_write = ngx_time();
+            /* a legacy session's GET stream: tools only */
+            if (i != NGX_HTTP_REVERSE_MCP_LIST_TOOLS) {
+                continue;
+            }
 
             json.data = changed;
             json.len = sizeof(changed) - 1;
 
-            rc = ngx_http_reverse_mcp_http_sse_event(r, "message", &json, 0);
-
-        } else if (ctx->sub_tools) {
+        } else if (ctx->subs_lists & (1 << i)) {
             /* on a subscription: with the subscription's id */
-            ctx->listen_write = ngx_time();
-
             p = ngx_pnalloc(r->pool, sizeof("{\"jsonrpc\":\"2.0\",\"method\":"
-                                        "\"notifications/tools/list_changed\","
+                                        "\"notifications//list_changed\","
                                         "\"params\":{\"_meta\":{\""
                                         NGX_HTTP_REVERSE_MCP_EP_META
                                         "subscriptionId\":}}}")
-                                 + ctx->id.len);
+                                 + sizeof("resources") + ctx->id.len);
             if (p == NULL) {
                 rc = NGX_ERROR;
-
-            } else {
-                json.data = p;
-                json.len = ngx_sprintf(p, "{\"jsonrpc\":\"2.0\",\"method\":"
-                                       "\"notifications/tools/list_changed\","
-                                       "\"params\":{\"_meta\":{\""
-                                       NGX_HTTP_REVERSE_MCP_EP_META
-                                       "subscriptionId\":%V}}}", &ctx->id)
-                           - p;
-
-                rc = ngx_http_reverse_mcp_http_sse_event(r, "message",
-                                                         &json, 0);
+                break;
             }
+
+            json.data = p;
+            json.len = ngx_sprintf(p, "{\"jsonrpc\":\"2.0\",\"method\":"
+                                   "\"notifications/%s/list_changed\","
+                                   "\"params\":{\"_meta\":{\""
+                                   NGX_HTTP_REVERSE_MCP_EP_META
+                                   "subscriptionId\":%V}}}",
+                                   ngx_http_reverse_mcp_ep_lists[i], &ctx->id)
+                       - p;
+
+        } else {
+            continue;
         }
+
+        ctx->listen_write = ngx_time();
+
+        rc = ngx_http_reverse_mcp_http_sse_event(r, "message", &json, 0);
     }
 
     if (rc == NGX_OK
@@ -4280,7 +4326,8 @@ ngx_http_reverse_mcp_ep_modern(ngx_http_request_t *r,
             hname = h->value;
 
             if (value.data == NULL
-                || ngx_http_reverse_mcp_ep_name_ok(&hname, &value) != NGX_OK)
+                || ngx_http_reverse_mcp_ep_name_ok(r->pool, &hname, &value)
+                   != NGX_OK)
             {
                 return ngx_http_reverse_mcp_ep_error(r, ctx,
                                  NGX_HTTP_BAD_REQUEST,
@@ -4404,14 +4451,16 @@ ngx_http_reverse_mcp_ep_unsupported(ngx_http_request_t *r,
 
 
 /*
- * An Mcp-Name header against the body's value: plain visible ASCII (and
- * inner spaces), or "=?base64?<base64 of the UTF-8 value>?=".
+ * The text a request metadata header (Mcp-Name, Mcp-Param-*) stands for:
+ * plain visible ASCII (and inner spaces and tabs), or
+ * "=?base64?<base64 of the UTF-8 value>?=" decoded into the pool;
+ * NGX_DECLINED when it is neither.
  */
 static ngx_int_t
-ngx_http_reverse_mcp_ep_name_ok(ngx_str_t *header, ngx_str_t *body)
+ngx_http_reverse_mcp_ep_header_text(ngx_pool_t *pool, ngx_str_t *header,
+    ngx_str_t *text)
 {
-    u_char     buf[1024];
-    ngx_str_t  src, dst;
+    ngx_str_t   src;
     ngx_uint_t  i;
 
     if (header->len >= 9 + 2
@@ -4421,19 +4470,13 @@ ngx_http_reverse_mcp_ep_name_ok(ngx_str_t *header, ngx_str_t *body)
         src.data = header->data + 9;
         src.len = header->len - 11;
 
-        if (ngx_base64_decoded_length(src.len) > sizeof(buf)) {
-            return NGX_DECLINED;
+        text->data = ngx_pnalloc(pool, ngx_base64_decoded_length(src.len)
+                                       + 1);
+        if (text->data == NULL) {
+            return NGX_ERROR;
         }
 
-        dst.data = buf;
-
-        if (ngx_decode_base64(&dst, &src) != NGX_OK) {
-            return NGX_DECLINED;
-        }
-
-        if (dst.len != body->len
-            || ngx_memcmp(dst.data, body->data, dst.len) != 0)
-        {
+        if (ngx_decode_base64(text, &src) != NGX_OK) {
             return NGX_DECLINED;
         }
 
@@ -4448,13 +4491,224 @@ ngx_http_reverse_mcp_ep_name_ok(ngx_str_t *header, ngx_str_t *body)
         }
     }
 
-    if (header->len != body->len
-        || ngx_strncmp(header->data, body->data, body->len) != 0)
+    *text = *header;
+
+    return NGX_OK;
+}
+
+
+/* an Mcp-Name header against the body's value */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_name_ok(ngx_pool_t *pool, ngx_str_t *header,
+    ngx_str_t *body)
+{
+    ngx_str_t  text;
+
+    if (ngx_http_reverse_mcp_ep_header_text(pool, header, &text) != NGX_OK
+        || text.len != body->len
+        || ngx_memcmp(text.data, body->data, body->len) != 0)
     {
         return NGX_DECLINED;
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * 2026-07-28 tools/call: the Mcp-Param-<name> headers of the tool's
+ * x-mcp-header parameters (ngx_http_reverse_mcp_param_headers) against
+ * the arguments: a value in the body needs its header, a header needs
+ * its value, and they must be equal (integers compared as numbers).
+ * NGX_OK; NGX_DECLINED with *mismatch (for a 400 with -32020);
+ * NGX_ERROR.  Mcp-Param-* headers the tool does not declare are ignored.  The values reach the reverse server in the arguments (a
+ * WebSocket carries no headers); nothing else of the request does.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_param_check(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *server, ngx_str_t *tool,
+    yajl_val params, ngx_str_t *mismatch)
+{
+    u_char                        *p, *last, msg[512];
+    char                           err[128];
+    char                          *end;
+    double                         hd;
+    yajl_val                       def, v;
+    ngx_int_t                      rc;
+    ngx_str_t                      json, hname, text, body, m;
+    ngx_uint_t                     i, d, n;
+    const char                    *e;
+    ngx_table_elt_t               *h;
+    ngx_http_reverse_mcp_param_t   hp[NGX_HTTP_REVERSE_MCP_PARAM_MAX];
+
+    rc = ngx_http_reverse_mcp_registry_tool(ctx->zone, r->pool, &ctx->agent,
+                                            server, tool, &json);
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    /* gone meanwhile (the call says so), or no header parameters */
+    if (rc != NGX_OK
+        || ngx_strnstr(json.data, "\"x-mcp-header\"", json.len) == NULL)
+    {
+        return NGX_OK;
+    }
+
+    def = ngx_http_reverse_mcp_json_parse(json.data, json.len, err,
+                                          sizeof(err));
+    if (def == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* checked when the server listed the tool */
+    if (ngx_http_reverse_mcp_param_headers(
+            ngx_http_reverse_mcp_json_get(def, "inputSchema"), hp, &n, &e)
+        != NGX_OK)
+    {
+        n = 0;
+    }
+
+    last = msg + sizeof(msg);
+    p = NULL;
+
+    for (i = 0; i < n && p == NULL; i++) {
+
+        v = ngx_http_reverse_mcp_json_get(params, "arguments");
+
+        for (d = 0; d < hp[i].depth; d++) {
+            v = ngx_http_reverse_mcp_json_get(v, hp[i].path[d]);
+        }
+
+        hname.len = sizeof("Mcp-Param-") - 1 + hp[i].name.len;
+        hname.data = ngx_pnalloc(r->pool, hname.len);
+        if (hname.data == NULL) {
+            yajl_tree_free(def);
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(ngx_cpymem(hname.data, "Mcp-Param-", 10), hp[i].name.data,
+                   hp[i].name.len);
+
+        h = ngx_http_reverse_mcp_http_header_in(r, (char *) hname.data,
+                                                hname.len);
+
+        if (v == NULL || YAJL_IS_NULL(v)) {
+            if (h) {
+                p = ngx_slprintf(msg, last, "Header mismatch: %V is sent "
+                                 "but the arguments have no value for it",
+                                 &hname);
+            }
+
+            continue;
+        }
+
+        if (h == NULL) {
+            p = ngx_slprintf(msg, last, "Header mismatch: the %V header is "
+                             "required (the arguments have its value)",
+                             &hname);
+            continue;
+        }
+
+        rc = ngx_http_reverse_mcp_ep_header_text(r->pool, &h->value, &text);
+
+        if (rc == NGX_ERROR) {
+            yajl_tree_free(def);
+            return NGX_ERROR;
+        }
+
+        if (rc != NGX_OK) {
+            p = ngx_slprintf(msg, last, "Header mismatch: %V header value "
+                             "has invalid characters", &hname);
+            continue;
+        }
+
+        if (YAJL_IS_NUMBER(v)) {
+            /* compared as numbers: "42" and 42.0 are equal */
+            body.data = ngx_pnalloc(r->pool, text.len + 1);
+            if (body.data == NULL) {
+                yajl_tree_free(def);
+                return NGX_ERROR;
+            }
+
+            *ngx_cpymem(body.data, text.data, text.len) = '\0';
+
+            for (d = 0; d < text.len; d++) {
+                if (ngx_strchr("+-.0123456789eE", text.data[d]) == NULL
+                    || text.data[d] == '\0')
+                {
+                    break;
+                }
+            }
+
+            if (d < text.len) {
+                text.len = 0;              /* not a number: a mismatch */
+            }
+
+            errno = 0;
+            hd = text.len ? strtod((char *) body.data, &end) : 0;
+
+            if (text.len && errno == 0
+                && end == (char *) body.data + text.len
+                && hd == YAJL_GET_DOUBLE(v))
+            {
+                continue;
+            }
+
+        } else if (ngx_http_reverse_mcp_ep_param_value(r->pool, v, &body)
+                   == NGX_OK
+                   && body.len == text.len
+                   && ngx_memcmp(body.data, text.data, text.len) == 0)
+        {
+            continue;
+        }
+
+        m = h->value;
+
+        p = ngx_slprintf(msg, last, "Header mismatch: %V header value '%V' "
+                         "does not match the body value", &hname, &m);
+    }
+
+    yajl_tree_free(def);
+
+    if (p == NULL) {
+        return NGX_OK;
+    }
+
+    mismatch->len = p - msg;
+    mismatch->data = ngx_pnalloc(r->pool, mismatch->len);
+    if (mismatch->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(mismatch->data, msg, mismatch->len);
+
+    return NGX_DECLINED;
+}
+
+
+/* a string or boolean argument as its header text */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_param_value(ngx_pool_t *pool, yajl_val v,
+    ngx_str_t *text)
+{
+    if (YAJL_IS_STRING(v)) {
+        text->data = (u_char *) v->u.string;
+        text->len = ngx_strlen(v->u.string);
+        return NGX_OK;
+    }
+
+    if (YAJL_IS_TRUE(v)) {
+        ngx_str_set(text, "true");
+        return NGX_OK;
+    }
+
+    if (YAJL_IS_FALSE(v)) {
+        ngx_str_set(text, "false");
+        return NGX_OK;
+    }
+
+    /* an object or array cannot be mirrored */
+    return NGX_DECLINED;
 }
 
 
@@ -4554,21 +4808,24 @@ ngx_http_reverse_mcp_ep_discover(ngx_http_request_t *r,
 
 /*
  * subscriptions/listen: a long-lived response stream, first
- * notifications/subscriptions/acknowledged with what it will carry (only
- * toolsListChanged is offered: the reverse servers' resource and prompt
- * changes are not relayed yet), then notifications/tools/list_changed
- * when the agent's tools change; it ends when the client closes it, or
- * with its result when the worker shuts down.
+ * notifications/subscriptions/acknowledged with what it will carry (of
+ * toolsListChanged, promptsListChanged and resourcesListChanged, those
+ * asked for; resourceSubscriptions are not offered), then
+ * notifications/{tools,prompts,resources}/list_changed when the agent's
+ * lists change in the registry (a server comes, goes, re-lists its tools
+ * or says its prompts or resources changed); it ends when the client
+ * closes it, or with its result when the worker shuts down.
  */
 static ngx_int_t
 ngx_http_reverse_mcp_ep_subscribe(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_ctx_t *ctx, yajl_val params)
 {
-    u_char     *p;
-    size_t      len;
-    yajl_val    filter, tools;
-    ngx_int_t   rc;
-    ngx_str_t   ack;
+    u_char      *p, *q, key[sizeof("resourcesListChanged")];
+    size_t       len;
+    yajl_val     filter, v;
+    ngx_int_t    rc;
+    ngx_str_t    ack;
+    ngx_uint_t   i;
 
     filter = ngx_http_reverse_mcp_json_get(params, "notifications");
 
@@ -4587,15 +4844,15 @@ ngx_http_reverse_mcp_ep_subscribe(ngx_http_request_t *r,
                                  "text/event-stream");
     }
 
-    tools = ngx_http_reverse_mcp_json_get(filter, "toolsListChanged");
-    ctx->sub_tools = (tools && YAJL_IS_TRUE(tools));
+    /* the ack says which of the wanted ones this stream carries: all */
 
     len = sizeof("{\"jsonrpc\":\"2.0\",\"method\":"
                  "\"notifications/subscriptions/acknowledged\",\"params\":"
                  "{\"_meta\":{\"" NGX_HTTP_REVERSE_MCP_EP_META
-                 "subscriptionId\":},\"notifications\":"
-                 "{\"toolsListChanged\":true}}}")
-          + ctx->id.len;
+                 "subscriptionId\":},\"notifications\":{}}}")
+          + ctx->id.len
+          + NGX_HTTP_REVERSE_MCP_LISTS
+            * sizeof("\"resourcesListChanged\":true,");
 
     ack.data = ngx_pnalloc(r->pool, len);
     if (ack.data == NULL) {
@@ -4605,9 +4862,26 @@ ngx_http_reverse_mcp_ep_subscribe(ngx_http_request_t *r,
     p = ngx_sprintf(ack.data, "{\"jsonrpc\":\"2.0\",\"method\":"
                     "\"notifications/subscriptions/acknowledged\",\"params\":"
                     "{\"_meta\":{\"" NGX_HTTP_REVERSE_MCP_EP_META
-                    "subscriptionId\":%V},\"notifications\":{%s}}}",
-                    &ctx->id,
-                    ctx->sub_tools ? "\"toolsListChanged\":true" : "");
+                    "subscriptionId\":%V},\"notifications\":{", &ctx->id);
+
+    ctx->subs_lists = 0;
+
+    for (i = 0; i < NGX_HTTP_REVERSE_MCP_LISTS; i++) {
+        q = ngx_sprintf(key, "%sListChanged%Z",
+                        ngx_http_reverse_mcp_ep_lists[i]);
+        v = ngx_http_reverse_mcp_json_get(filter, (char *) key);
+
+        if (v == NULL || !YAJL_IS_TRUE(v)) {
+            continue;
+        }
+
+        p = ngx_sprintf(p, "%s\"%*s\":true", ctx->subs_lists ? "," : "",
+                        (size_t) (q - 1 - key), key);
+
+        ctx->subs_lists |= 1 << i;
+    }
+
+    p = ngx_cpymem(p, "}}}", 3);
 
     ack.len = p - ack.data;
 
@@ -4626,8 +4900,8 @@ ngx_http_reverse_mcp_ep_subscribe(ngx_http_request_t *r,
     }
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "reverse_mcp: subscription %V (tools: %ui)", &ctx->id,
-                   (ngx_uint_t) ctx->sub_tools);
+                   "reverse_mcp: subscription %V (lists: %ui)", &ctx->id,
+                   (ngx_uint_t) ctx->subs_lists);
 
     /* the body handler's reference: the stream finalizes */
     return NGX_DONE;

@@ -7,6 +7,12 @@
 #include "ngx_http_reverse_mcp_names.h"
 
 
+static ngx_int_t ngx_http_reverse_mcp_param_walk(yajl_val node,
+    ngx_uint_t reachable, ngx_http_reverse_mcp_param_t *at,
+    ngx_http_reverse_mcp_param_t *params, ngx_uint_t *n, ngx_uint_t level,
+    const char **err);
+
+
 static ngx_str_t  ngx_http_reverse_mcp_versions[] = {
     ngx_string("2024-11-05"),
     ngx_string("2025-03-26"),
@@ -37,8 +43,9 @@ ngx_int_t
 ngx_http_reverse_mcp_tool_check(yajl_val tool, ngx_str_t *name,
     const char **err)
 {
-    yajl_val   v;
-    ngx_str_t  type;
+    yajl_val    v;
+    ngx_str_t   type;
+    ngx_uint_t  n;
 
     if (tool == NULL || !YAJL_IS_OBJECT(tool)) {
         *err = "tool is not an object";
@@ -73,6 +80,10 @@ ngx_http_reverse_mcp_tool_check(yajl_val tool, ngx_str_t *name,
         return NGX_DECLINED;
     }
 
+    if (ngx_http_reverse_mcp_param_headers(v, NULL, &n, err) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
     v = ngx_http_reverse_mcp_json_get(tool, "description");
 
     if (v && !YAJL_IS_STRING(v)) {
@@ -99,6 +110,182 @@ ngx_http_reverse_mcp_tool_check(yajl_val tool, ngx_str_t *name,
     if (v && !YAJL_IS_OBJECT(v)) {
         *err = "tool \"annotations\" is not an object";
         return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_reverse_mcp_param_headers(yajl_val schema,
+    ngx_http_reverse_mcp_param_t *params, ngx_uint_t *n, const char **err)
+{
+    ngx_http_reverse_mcp_param_t  at, found[NGX_HTTP_REVERSE_MCP_PARAM_MAX];
+
+    *n = 0;
+    ngx_memzero(&at, sizeof(ngx_http_reverse_mcp_param_t));
+
+    /* "x-mcp-header" is rare: most schemas need no walk */
+    if (schema == NULL) {
+        return NGX_OK;
+    }
+
+    return ngx_http_reverse_mcp_param_walk(schema, 1, &at,
+                                           params ? params : found, n, 0,
+                                           err);
+}
+
+
+/*
+ * One node of the schema; reachable: reached from the root through
+ * "properties" keys only (at->path says how).
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_param_walk(yajl_val node, ngx_uint_t reachable,
+    ngx_http_reverse_mcp_param_t *at, ngx_http_reverse_mcp_param_t *params,
+    ngx_uint_t *n, ngx_uint_t level, const char **err)
+{
+    u_char                        c;
+    size_t                        i, j;
+    yajl_val                      v, props;
+    ngx_str_t                     name, type;
+    ngx_uint_t                    k;
+    ngx_http_reverse_mcp_param_t  *p;
+
+    if (level > 64) {
+        *err = "x-mcp-header: the inputSchema is nested too deep";
+        return NGX_DECLINED;
+    }
+
+    if (YAJL_IS_ARRAY(node)) {
+        for (i = 0; i < node->u.array.len; i++) {
+            if (ngx_http_reverse_mcp_param_walk(node->u.array.values[i], 0,
+                                                at, params, n, level + 1,
+                                                err)
+                != NGX_OK)
+            {
+                return NGX_DECLINED;
+            }
+        }
+
+        return NGX_OK;
+    }
+
+    if (!YAJL_IS_OBJECT(node)) {
+        return NGX_OK;
+    }
+
+    v = ngx_http_reverse_mcp_json_get(node, "x-mcp-header");
+
+    if (v) {
+        if (!reachable || at->depth == 0) {
+            *err = "x-mcp-header is not on a parameter reached through "
+                   "\"properties\" only";
+            return NGX_DECLINED;
+        }
+
+        if (ngx_http_reverse_mcp_json_get_str(node, "x-mcp-header", &name)
+            != NGX_OK
+            || name.len == 0)
+        {
+            *err = "x-mcp-header is not a non-empty string";
+            return NGX_DECLINED;
+        }
+
+        /* RFC 9110 tchar */
+        for (i = 0; i < name.len; i++) {
+            c = name.data[i];
+
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+                  || (c >= '0' && c <= '9')
+                  || (c && ngx_strchr("!#$%&'*+-.^_`|~", c))))
+            {
+                *err = "x-mcp-header is not an HTTP token";
+                return NGX_DECLINED;
+            }
+        }
+
+        if (ngx_http_reverse_mcp_json_get_str(node, "type", &type) != NGX_OK
+            || !((type.len == 6 && ngx_strncmp(type.data, "string", 6) == 0)
+                 || (type.len == 7
+                     && ngx_strncmp(type.data, "integer", 7) == 0)
+                 || (type.len == 7
+                     && ngx_strncmp(type.data, "boolean", 7) == 0)))
+        {
+            *err = "x-mcp-header is on a parameter whose type is not "
+                   "string, integer or boolean";
+            return NGX_DECLINED;
+        }
+
+        for (k = 0; k < *n; k++) {
+            if (params[k].name.len == name.len
+                && ngx_strncasecmp(params[k].name.data, name.data, name.len)
+                   == 0)
+            {
+                *err = "x-mcp-header names a header twice";
+                return NGX_DECLINED;
+            }
+        }
+
+        if (*n == NGX_HTTP_REVERSE_MCP_PARAM_MAX) {
+            *err = "more than 16 x-mcp-header parameters";
+            return NGX_DECLINED;
+        }
+
+        p = &params[(*n)++];
+        *p = *at;
+        p->name = name;
+        p->type = (type.data[0] == 's') ? NGX_HTTP_REVERSE_MCP_PARAM_STRING
+                  : (type.data[0] == 'i') ? NGX_HTTP_REVERSE_MCP_PARAM_INTEGER
+                  : NGX_HTTP_REVERSE_MCP_PARAM_BOOLEAN;
+    }
+
+    for (i = 0; i < node->u.object.len; i++) {
+        v = node->u.object.values[i];
+
+        if (ngx_strcmp(node->u.object.keys[i], "x-mcp-header") == 0) {
+            continue;
+        }
+
+        if (ngx_strcmp(node->u.object.keys[i], "properties") != 0
+            || !YAJL_IS_OBJECT(v))
+        {
+            /* items, oneOf, $defs, ...: nothing there may be mirrored */
+            if (ngx_http_reverse_mcp_param_walk(v, 0, at, params, n,
+                                                level + 1, err)
+                != NGX_OK)
+            {
+                return NGX_DECLINED;
+            }
+
+            continue;
+        }
+
+        props = v;
+
+        for (j = 0; j < props->u.object.len; j++) {
+
+            if (reachable && at->depth == NGX_HTTP_REVERSE_MCP_PARAM_DEPTH) {
+                /* deeper than any header parameter may be */
+                reachable = 0;
+            }
+
+            if (reachable) {
+                at->path[at->depth++] = props->u.object.keys[j];
+            }
+
+            if (ngx_http_reverse_mcp_param_walk(props->u.object.values[j],
+                                                reachable, at, params, n,
+                                                level + 1, err)
+                != NGX_OK)
+            {
+                return NGX_DECLINED;
+            }
+
+            if (reachable) {
+                at->depth--;
+            }
+        }
     }
 
     return NGX_OK;

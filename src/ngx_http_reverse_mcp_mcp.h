@@ -30,6 +30,37 @@ ngx_int_t ngx_http_reverse_mcp_version_supported(ngx_str_t *version);
 ngx_int_t ngx_http_reverse_mcp_tool_check(yajl_val tool, ngx_str_t *name,
     const char **err);
 
+/*
+ * A tool parameter mirrored into an "Mcp-Param-<name>" HTTP header
+ * (2026-07-28 "x-mcp-header" in the inputSchema): its header name, the
+ * chain of "properties" keys leading to it (pointers into the tree) and
+ * its type.
+ */
+#define NGX_HTTP_REVERSE_MCP_PARAM_MAX      16
+#define NGX_HTTP_REVERSE_MCP_PARAM_DEPTH    8
+
+#define NGX_HTTP_REVERSE_MCP_PARAM_STRING   0
+#define NGX_HTTP_REVERSE_MCP_PARAM_INTEGER  1
+#define NGX_HTTP_REVERSE_MCP_PARAM_BOOLEAN  2
+
+typedef struct {
+    ngx_str_t                  name;
+    const char                *path[NGX_HTTP_REVERSE_MCP_PARAM_DEPTH];
+    ngx_uint_t                 depth;
+    ngx_uint_t                 type;
+} ngx_http_reverse_mcp_param_t;
+
+/*
+ * The x-mcp-header annotations of an inputSchema, checked against the
+ * spec's constraints (a non-empty token, case-insensitively unique, on a
+ * string, integer or boolean parameter reached from the root through
+ * "properties" keys only; at most NGX_HTTP_REVERSE_MCP_PARAM_MAX of them,
+ * NGX_HTTP_REVERSE_MCP_PARAM_DEPTH deep): NGX_OK with *n of them in
+ * params (which may be NULL: only checked), NGX_DECLINED with *err.
+ */
+ngx_int_t ngx_http_reverse_mcp_param_headers(yajl_val schema,
+    ngx_http_reverse_mcp_param_t *params, ngx_uint_t *n, const char **err);
+
 /* nginx log level for an MCP logging level; NGX_LOG_INFO if unknown */
 ngx_uint_t ngx_http_reverse_mcp_log_level(ngx_str_t *level);
 

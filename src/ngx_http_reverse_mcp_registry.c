@@ -53,6 +53,9 @@ typedef struct {
     ngx_uint_t                 nservers;
     ngx_uint_t                 ntools;
     ngx_uint_t                 generation;
+    ngx_uint_t                 gens[NGX_HTTP_REVERSE_MCP_LISTS];
+                                            /* prompts, resources: their
+                                               lists changed */
 } ngx_http_reverse_mcp_shm_agent_t;
 
 
@@ -521,6 +524,10 @@ ngx_http_reverse_mcp_registry_put(ngx_shm_zone_t *zone,
         }
 
         (void) ngx_atomic_fetch_add(&ctx->sh->stats.registrations, 1);
+
+        /* a new server: its prompts and resources join the aggregate */
+        agent->gens[NGX_HTTP_REVERSE_MCP_LIST_PROMPTS]++;
+        agent->gens[NGX_HTTP_REVERSE_MCP_LIST_RESOURCES]++;
     }
 
     if (old) {
@@ -561,6 +568,10 @@ ngx_http_reverse_mcp_server_unlink(ngx_http_reverse_mcp_zone_ctx_t *ctx,
     agent->nservers--;
     agent->ntools -= srv->ntools;
     agent->generation++;
+
+    /* the aggregate's prompts and resources lose the server's */
+    agent->gens[NGX_HTTP_REVERSE_MCP_LIST_PROMPTS]++;
+    agent->gens[NGX_HTTP_REVERSE_MCP_LIST_RESOURCES]++;
 
     ngx_slab_free_locked(ctx->shpool, srv);
 }
@@ -1325,13 +1336,44 @@ ngx_http_reverse_mcp_registry_pairs(ngx_shm_zone_t *zone, ngx_pool_t *pool,
 }
 
 
+/* a tool of a server by name (the index is sorted); locked */
+static ngx_http_reverse_mcp_shm_tool_t *
+ngx_http_reverse_mcp_tool_find(ngx_http_reverse_mcp_shm_server_t *srv,
+    ngx_str_t *tool)
+{
+    ngx_int_t                         cmp;
+    ngx_uint_t                        lo, hi, mid;
+    ngx_http_reverse_mcp_shm_tool_t  *t;
+
+    lo = 0;
+    hi = srv->ntools;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+        t = &srv->tools[mid];
+        cmp = ngx_memn2cmp(t->name, tool->data, t->name_len, tool->len);
+
+        if (cmp == 0) {
+            return t;
+        }
+
+        if (cmp > 0) {
+            hi = mid;
+
+        } else {
+            lo = mid + 1;
+        }
+    }
+
+    return NULL;
+}
+
+
 ngx_int_t
 ngx_http_reverse_mcp_registry_resolve(ngx_shm_zone_t *zone, ngx_str_t *agent,
     ngx_str_t *server, ngx_str_t *tool, ngx_pid_t *pid, uint64_t *conn_id)
 {
-    ngx_int_t                           rc, cmp;
-    ngx_uint_t                          lo, hi, mid;
-    ngx_http_reverse_mcp_shm_tool_t    *t;
+    ngx_int_t                           rc;
     ngx_http_reverse_mcp_shm_agent_t   *a;
     ngx_http_reverse_mcp_zone_ctx_t    *ctx;
     ngx_http_reverse_mcp_shm_server_t  *srv;
@@ -1349,30 +1391,47 @@ ngx_http_reverse_mcp_registry_resolve(ngx_shm_zone_t *zone, ngx_str_t *agent,
         *conn_id = srv->conn_id;
         rc = NGX_OK;
 
-        if (tool) {
-            /* the tool index is sorted by name */
+        if (tool && ngx_http_reverse_mcp_tool_find(srv, tool) == NULL) {
             rc = NGX_ABORT;
-            lo = 0;
-            hi = srv->ntools;
+        }
+    }
 
-            while (lo < hi) {
-                mid = lo + (hi - lo) / 2;
-                t = &srv->tools[mid];
-                cmp = ngx_memn2cmp(t->name, tool->data, t->name_len,
-                                   tool->len);
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
 
-                if (cmp == 0) {
-                    rc = NGX_OK;
-                    break;
-                }
+    return rc;
+}
 
-                if (cmp > 0) {
-                    hi = mid;
 
-                } else {
-                    lo = mid + 1;
-                }
-            }
+ngx_int_t
+ngx_http_reverse_mcp_registry_tool(ngx_shm_zone_t *zone, ngx_pool_t *pool,
+    ngx_str_t *agent, ngx_str_t *server, ngx_str_t *tool, ngx_str_t *json)
+{
+    ngx_int_t                           rc;
+    ngx_http_reverse_mcp_shm_tool_t    *t;
+    ngx_http_reverse_mcp_shm_agent_t   *a;
+    ngx_http_reverse_mcp_zone_ctx_t    *ctx;
+    ngx_http_reverse_mcp_shm_server_t  *srv;
+
+    ctx = zone->data;
+    rc = NGX_DECLINED;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    a = ngx_http_reverse_mcp_agent_lookup(ctx, agent, 0);
+    srv = a ? ngx_http_reverse_mcp_server_lookup(a, server) : NULL;
+    t = srv ? ngx_http_reverse_mcp_tool_find(srv, tool) : NULL;
+
+    if (t) {
+        /* {<members>} */
+        json->len = t->json_len + 2;
+        json->data = ngx_pnalloc(pool, json->len);
+        rc = NGX_ERROR;
+
+        if (json->data) {
+            json->data[0] = '{';
+            ngx_memcpy(json->data + 1, t->json, t->json_len);
+            json->data[json->len - 1] = '}';
+            rc = NGX_OK;
         }
     }
 
@@ -1398,6 +1457,57 @@ ngx_http_reverse_mcp_registry_generation(ngx_shm_zone_t *zone,
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
     return gen;
+}
+
+
+void
+ngx_http_reverse_mcp_registry_list_gens(ngx_shm_zone_t *zone,
+    ngx_str_t *agent, ngx_uint_t *gens)
+{
+    ngx_uint_t                         i;
+    ngx_http_reverse_mcp_zone_ctx_t   *ctx;
+    ngx_http_reverse_mcp_shm_agent_t  *a;
+
+    ctx = zone->data;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    a = ngx_http_reverse_mcp_agent_lookup(ctx, agent, 0);
+
+    for (i = 0; i < NGX_HTTP_REVERSE_MCP_LISTS; i++) {
+        gens[i] = a ? (i == NGX_HTTP_REVERSE_MCP_LIST_TOOLS ? a->generation
+                                                             : a->gens[i])
+                    : 0;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+
+void
+ngx_http_reverse_mcp_registry_list_changed(ngx_shm_zone_t *zone,
+    ngx_str_t *agent, ngx_str_t *server, uint64_t conn_id, ngx_uint_t list)
+{
+    ngx_http_reverse_mcp_zone_ctx_t    *ctx;
+    ngx_http_reverse_mcp_shm_agent_t   *a;
+    ngx_http_reverse_mcp_shm_server_t  *srv;
+
+    ctx = zone->data;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    a = ngx_http_reverse_mcp_agent_lookup(ctx, agent, 0);
+    srv = a ? ngx_http_reverse_mcp_server_lookup(a, server) : NULL;
+
+    /* only the connection that owns the entry speaks for the server */
+    if (srv && srv->conn_id == conn_id
+        && list > NGX_HTTP_REVERSE_MCP_LIST_TOOLS
+        && list < NGX_HTTP_REVERSE_MCP_LISTS)
+    {
+        a->gens[list]++;
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
 }
 
 

@@ -16,6 +16,13 @@
 #include <ngx_core.h>
 
 
+/* the lists of an agent whose changes are announced */
+#define NGX_HTTP_REVERSE_MCP_LIST_TOOLS      0
+#define NGX_HTTP_REVERSE_MCP_LIST_PROMPTS    1
+#define NGX_HTTP_REVERSE_MCP_LIST_RESOURCES  2
+#define NGX_HTTP_REVERSE_MCP_LISTS           3
+
+
 typedef struct {
     ngx_str_t                  name;
     ngx_str_t                  json;       /* the tool object's members but
@@ -138,6 +145,26 @@ ngx_int_t ngx_http_reverse_mcp_registry_pairs(ngx_shm_zone_t *zone,
 ngx_int_t ngx_http_reverse_mcp_registry_resolve(ngx_shm_zone_t *zone,
     ngx_str_t *agent, ngx_str_t *server, ngx_str_t *tool, ngx_pid_t *pid,
     uint64_t *conn_id);
+
+/*
+ * A tool's definition without its name, as a JSON object copied into the
+ * pool: NGX_OK, NGX_DECLINED (no such server or tool), NGX_ERROR.
+ */
+ngx_int_t ngx_http_reverse_mcp_registry_tool(ngx_shm_zone_t *zone,
+    ngx_pool_t *pool, ngx_str_t *agent, ngx_str_t *server, ngx_str_t *tool,
+    ngx_str_t *json);
+
+/*
+ * The generations of the agent's lists (NGX_HTTP_REVERSE_MCP_LISTS of
+ * them, by NGX_HTTP_REVERSE_MCP_LIST_*): tools as below; prompts and
+ * resources change when a server comes or goes or says its list changed.
+ */
+void ngx_http_reverse_mcp_registry_list_gens(ngx_shm_zone_t *zone,
+    ngx_str_t *agent, ngx_uint_t *gens);
+
+/* a server's notifications/{prompts,resources}/list_changed */
+void ngx_http_reverse_mcp_registry_list_changed(ngx_shm_zone_t *zone,
+    ngx_str_t *agent, ngx_str_t *server, uint64_t conn_id, ngx_uint_t list);
 
 /* the agent's tool-set generation (0 if it never had a server) */
 ngx_uint_t ngx_http_reverse_mcp_registry_generation(ngx_shm_zone_t *zone,

@@ -308,8 +308,8 @@ for my $h (@subs, $quiet) {
 my ($ack) = events_of($subs[0]{buf});
 is($main::J->encode($ack->{params}),
    '{"_meta":{"io.modelcontextprotocol/subscriptionId":"sub-1"},'
-   . '"notifications":{"toolsListChanged":true}}',
-   'its subscription id; only toolsListChanged is honoured');
+   . '"notifications":{"promptsListChanged":true,"toolsListChanged":true}}',
+   'its subscription id; the lists asked for are honoured (t/016)');
 ($ack) = events_of($quiet->{buf});
 is_deeply($ack->{params}{notifications}, {}, 'nothing asked, nothing honoured');
 is($ack->{params}{_meta}{'io.modelcontextprotocol/subscriptionId'}, 7,
