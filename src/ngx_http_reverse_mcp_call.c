@@ -5,8 +5,10 @@
  * path (the connector in this worker) or the owner's mailbox, making the
  * caller's progress token unique across callers (it is rewritten on the
  * way out and restored on every progress notification coming back), the
- * gateway's own error objects, and delivering done() exactly once, never
- * from inside call_start().
+ * gateway's own error objects, delivering done() exactly once, never
+ * from inside call_start(), and the way back of a caller's answer to a
+ * relayed request of the server (this worker's calls by key; another
+ * worker's through its mailbox).
  */
 
 #include "ngx_http_reverse_mcp_module.h"
@@ -17,6 +19,8 @@
 
 
 typedef struct {
+    ngx_rbtree_node_t                      node;        /* key: call->key */
+    ngx_http_reverse_mcp_call_t           *call;
     ngx_pool_t                            *pool;
     ngx_http_reverse_mcp_call_notify_pt    notify;
     ngx_http_reverse_mcp_call_done_pt      done;
@@ -41,7 +45,12 @@ static void ngx_http_reverse_mcp_call_release(
     ngx_http_reverse_mcp_call_t *call);
 
 
-static ngx_uint_t  ngx_http_reverse_mcp_token_seq;
+static ngx_uint_t         ngx_http_reverse_mcp_token_seq;
+static uint64_t           ngx_http_reverse_mcp_call_seq;
+
+/* this worker's calls by key, for the answers to relayed requests */
+static ngx_rbtree_t       ngx_http_reverse_mcp_calls;
+static ngx_rbtree_node_t  ngx_http_reverse_mcp_calls_sentinel;
 
 
 ngx_int_t
@@ -67,10 +76,22 @@ ngx_http_reverse_mcp_call_start(ngx_http_reverse_mcp_call_t *call)
     }
 
     priv->pool = pool;
+    priv->call = call;
     priv->notify = call->notify;
     priv->done = call->done;
     priv->params = call->params;
     priv->token = call->progress_token;
+
+    if (ngx_http_reverse_mcp_calls.root == NULL) {
+        ngx_rbtree_init(&ngx_http_reverse_mcp_calls,
+                        &ngx_http_reverse_mcp_calls_sentinel,
+                        ngx_rbtree_insert_value);
+    }
+
+    call->caller_pid = ngx_pid;
+    call->key = ++ngx_http_reverse_mcp_call_seq;
+    priv->node.key = (ngx_rbtree_key_t) call->key;
+    ngx_rbtree_insert(&ngx_http_reverse_mcp_calls, &priv->node);
 
     call->priv = priv;
     call->pending = NULL;
@@ -201,6 +222,91 @@ ngx_http_reverse_mcp_call_remote_done(ngx_http_reverse_mcp_call_t *call,
 }
 
 
+ngx_int_t
+ngx_http_reverse_mcp_call_answer(ngx_str_t *id, ngx_str_t *session,
+    ngx_str_t *json, ngx_log_t *log)
+{
+    uint64_t   key, seq;
+    ngx_pid_t  pid;
+
+    if (ngx_http_reverse_mcp_relay_id_parse(id, &pid, &key, &seq) != NGX_OK) {
+        return NGX_ABORT;
+    }
+
+    if (pid == ngx_pid) {
+        return ngx_http_reverse_mcp_call_answer_local(key, session, json,
+                                                      log);
+    }
+
+    return ngx_http_reverse_mcp_mailbox_route(pid, key, session, json, log);
+}
+
+
+ngx_int_t
+ngx_http_reverse_mcp_call_answer_local(uint64_t key, ngx_str_t *session,
+    ngx_str_t *json, ngx_log_t *log)
+{
+    ngx_int_t                          rc;
+    ngx_rbtree_node_t                 *node, *sentinel;
+    ngx_http_reverse_mcp_call_t       *call;
+    ngx_http_reverse_mcp_call_priv_t  *priv;
+
+    priv = NULL;
+
+    if (ngx_http_reverse_mcp_calls.root) {
+        node = ngx_http_reverse_mcp_calls.root;
+        sentinel = ngx_http_reverse_mcp_calls.sentinel;
+
+        while (node != sentinel) {
+            if ((ngx_rbtree_key_t) key == node->key) {
+                priv = (ngx_http_reverse_mcp_call_priv_t *) node;
+                break;
+            }
+
+            node = ((ngx_rbtree_key_t) key < node->key) ? node->left
+                                                        : node->right;
+        }
+    }
+
+    if (priv == NULL) {
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "reverse_mcp: an answer to a relayed request of a call "
+                      "that has ended (call %uL), dropped", key);
+        return NGX_DECLINED;
+    }
+
+    call = priv->call;
+
+    if (call->session.len
+        && (session->len != call->session.len
+            || ngx_strncmp(session->data, call->session.data,
+                           session->len) != 0))
+    {
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "reverse_mcp: an answer to a relayed request of call "
+                      "%uL came from another session, dropped", key);
+        return NGX_DECLINED;
+    }
+
+    if (call->remote) {
+        rc = priv->mailbox
+             ? ngx_http_reverse_mcp_mailbox_answer(priv->mailbox, json)
+             : NGX_DECLINED;
+
+    } else {
+        rc = ngx_http_reverse_mcp_connector_answer(call, json);
+    }
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "reverse_mcp: an answer to a relayed request of call "
+                      "%uL that no longer waits for it, dropped", key);
+    }
+
+    return rc;
+}
+
+
 static ngx_int_t
 ngx_http_reverse_mcp_call_rewrite_token(ngx_http_reverse_mcp_call_t *call,
     ngx_http_reverse_mcp_call_priv_t *priv)
@@ -326,6 +432,8 @@ ngx_http_reverse_mcp_call_release(ngx_http_reverse_mcp_call_t *call)
     ngx_http_reverse_mcp_call_priv_t  *priv;
 
     priv = call->priv;
+
+    ngx_rbtree_delete(&ngx_http_reverse_mcp_calls, &priv->node);
 
     call->finished = 1;
     call->notify = priv->notify;

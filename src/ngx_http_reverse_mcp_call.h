@@ -8,6 +8,15 @@
  * JSON-RPC ids (many callers share one socket) and routes progress
  * notifications back by progress token.  Closing the call = cancel: the
  * server receives notifications/cancelled.
+ *
+ * Requests of the server during the call (sampling/createMessage,
+ * elicitation/create, roots/list) are relayed to the caller when the owner
+ * can tell which call they belong to and the caller can answer them
+ * (call->relay): the owner gives the request a gateway id,
+ * "rmcp:<pid>:<key>:<seq>" (pid and key: the worker holding the call and
+ * the call there), and request() delivers it.  The caller's answer, which
+ * may reach any worker, goes to call_answer(): to the holding worker (its
+ * mailbox), to the call, to the owner, which restores the server's id.
  */
 
 #ifndef _NGX_HTTP_REVERSE_MCP_CALL_H_INCLUDED_
@@ -26,7 +35,9 @@
 #define NGX_HTTP_REVERSE_MCP_ERR_INTERNAL     -32603
 
 
+
 #include "ngx_http_reverse_mcp_module.h"
+#include "ngx_http_reverse_mcp_mcp.h"
 
 
 /*
@@ -46,6 +57,15 @@ typedef void (*ngx_http_reverse_mcp_call_notify_pt)(
 typedef void (*ngx_http_reverse_mcp_call_done_pt)(
     ngx_http_reverse_mcp_call_t *call, ngx_uint_t is_error, ngx_str_t *json);
 
+/*
+ * A JSON-RPC request of the server for the caller, with its gateway id
+ * (json stays valid during the handler only).  NGX_OK: delivered, the
+ * answer comes through call_answer(); NGX_ERROR: it could not be, the
+ * server gets an error.
+ */
+typedef ngx_int_t (*ngx_http_reverse_mcp_call_request_pt)(
+    ngx_http_reverse_mcp_call_t *call, ngx_str_t *json);
+
 
 struct ngx_http_reverse_mcp_call_s {
     /* filled by the caller */
@@ -63,10 +83,16 @@ struct ngx_http_reverse_mcp_call_s {
     void                                  *data;
     ngx_log_t                             *log;
     ngx_uint_t                             force_mailbox; /* tests */
+    ngx_uint_t                             relay;     /* RELAY_* */
+    ngx_http_reverse_mcp_call_request_pt   request;   /* with relay */
+    ngx_str_t                              session;   /* who may answer
+                                                  (empty: anyone) */
 
     /* filled by call_start */
     ngx_pid_t                              owner_pid;
     uint64_t                               conn_id;
+    ngx_pid_t                              caller_pid; /* the worker and */
+    uint64_t                               key;        /* the call there */
 
     /* private */
     void                                  *priv;      /* caller side */
@@ -91,6 +117,21 @@ ngx_int_t ngx_http_reverse_mcp_call_start(ngx_http_reverse_mcp_call_t *call);
 
 /* give up a call: done() will not run; the server is told it is cancelled */
 void ngx_http_reverse_mcp_call_cancel(ngx_http_reverse_mcp_call_t *call);
+
+/*
+ * A caller's answer (json: the whole JSON-RPC response) to a relayed
+ * request whose gateway id is id (the string's value), from a caller of
+ * session (empty: none).  NGX_OK: passed on toward the server (to the
+ * worker holding the call when that is another one); NGX_DECLINED: no such
+ * request waits here (the call ended, another session): logged at info;
+ * NGX_ABORT: id is not a gateway id; NGX_ERROR.
+ */
+ngx_int_t ngx_http_reverse_mcp_call_answer(ngx_str_t *id, ngx_str_t *session,
+    ngx_str_t *json, ngx_log_t *log);
+
+/* the same for a call of this worker (the mailbox's ROUTE frame) */
+ngx_int_t ngx_http_reverse_mcp_call_answer_local(uint64_t key,
+    ngx_str_t *session, ngx_str_t *json, ngx_log_t *log);
 
 /* helpers for the caller: build a gateway error object into pool memory */
 ngx_int_t ngx_http_reverse_mcp_call_error_json(ngx_pool_t *pool,

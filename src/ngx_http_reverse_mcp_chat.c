@@ -1191,6 +1191,11 @@ ngx_http_reverse_mcp_chat_start_calls(ngx_http_reverse_mcp_chat_priv_t *p,
         cc->call.log = p->request->connection->log;
         cc->call.force_mailbox = p->lcf->force_mailbox;
 
+        /* no MCP client to ask: the servers' requests get an error */
+        cc->call.relay = 0;
+        cc->call.request = NULL;
+        ngx_str_null(&cc->call.session);
+
         g = yajl_gen_alloc(NULL);
 
         if (g) {

@@ -7,9 +7,19 @@
  * send queue written with c->send_chain, ping/pong, the close handshake),
  * and the MCP client role on the socket: initialize, initialized,
  * tools/list with cursors, re-list on list_changed, answers to the
- * server's ping and -32601 for other requests, log notifications written
- * to the error log.  A server lands in the registry only after its tools
- * were listed; it leaves it when its socket closes.
+ * server's ping, log notifications written to the error log.  A server
+ * lands in the registry only after its tools were listed; it leaves it
+ * when its socket closes.
+ *
+ * Calls in flight (ngx_http_reverse_mcp_call.h) and what the server sends
+ * during them: progress (by token) and other notifications (one call in
+ * flight) go to the call's notify(); its requests for the client
+ * (sampling/createMessage, elicitation/create, roots/list) go to the
+ * call's caller when the call is known (one call in flight, or the one
+ * whose progress token params._meta.progressToken names) and the caller
+ * declared the capability and can be reached: under a gateway id, which
+ * the caller's answer brings back (connector_answer) to be replaced by
+ * the server's own.  Otherwise the server gets an error saying why.
  */
 
 #include "ngx_http_reverse_mcp_module.h"
@@ -36,6 +46,12 @@
 
 #define NGX_HTTP_REVERSE_MCP_UPGRADE_REQUIRED  426
 
+/* relayed requests of the server: errors to it, the longest id kept */
+#define NGX_HTTP_REVERSE_MCP_RPC_INVALID         -32600
+#define NGX_HTTP_REVERSE_MCP_RPC_NOT_FOUND       -32601
+#define NGX_HTTP_REVERSE_MCP_RELAY_TEXT          512
+#define NGX_HTTP_REVERSE_MCP_REQUEST_ID_TEXT     256
+
 
 /* a call in flight on this socket, keyed by the id the gateway sent */
 typedef struct {
@@ -44,7 +60,17 @@ typedef struct {
     ngx_http_reverse_mcp_conn_t        *ctx;
     ngx_event_t                         timer;
     ngx_str_t                           token;   /* JSON literal */
+    ngx_queue_t                         relays;  /* the server's requests
+                                                    its caller has */
 } ngx_http_reverse_mcp_pending_t;
+
+
+/* a request of the server relayed to the caller of a call */
+typedef struct {
+    ngx_queue_t                         queue;
+    uint64_t                            seq;     /* in the gateway id */
+    ngx_str_t                           id;      /* the server's, JSON */
+} ngx_http_reverse_mcp_relay_t;
 
 
 /*
@@ -170,7 +196,16 @@ static void ngx_http_reverse_mcp_handle_frame(
 static void ngx_http_reverse_mcp_handle_message(
     ngx_http_reverse_mcp_conn_t *ctx, yajl_val msg);
 static void ngx_http_reverse_mcp_handle_request(
-    ngx_http_reverse_mcp_conn_t *ctx, ngx_str_t *method, yajl_val id);
+    ngx_http_reverse_mcp_conn_t *ctx, ngx_str_t *method, yajl_val id,
+    yajl_val msg);
+static ngx_int_t ngx_http_reverse_mcp_relay(ngx_http_reverse_mcp_conn_t *ctx,
+    ngx_str_t *method, yajl_val id, yajl_val msg, ngx_int_t *code,
+    u_char *text, size_t size);
+static ngx_int_t ngx_http_reverse_mcp_reply_error(
+    ngx_http_reverse_mcp_conn_t *ctx, ngx_str_t *id, ngx_int_t code,
+    ngx_str_t *message);
+static void ngx_http_reverse_mcp_relays_fail(
+    ngx_http_reverse_mcp_pending_t *pd, const char *why);
 static void ngx_http_reverse_mcp_handle_notification(
     ngx_http_reverse_mcp_conn_t *ctx, ngx_str_t *method, yajl_val params,
     yajl_val msg);
@@ -544,6 +579,11 @@ ngx_http_reverse_mcp_connector_handler(ngx_http_request_t *r)
 
     ctx->init_id = ctx->next_id++;
 
+    /*
+     * the client capabilities are those the gateway relays to the caller
+     * of a call; each caller's own are checked when a request comes
+     */
+
     {
         u_char  buf[512], *p;
 
@@ -551,7 +591,9 @@ ngx_http_reverse_mcp_connector_handler(ngx_http_request_t *r)
                 "{\"jsonrpc\":\"2.0\",\"id\":%L,\"method\":\"initialize\","
                 "\"params\":{\"protocolVersion\":\""
                 NGX_HTTP_REVERSE_MCP_PROTOCOL_VERSION "\","
-                "\"capabilities\":{},\"clientInfo\":{\"name\":"
+                "\"capabilities\":{\"sampling\":{},\"elicitation\":"
+                "{\"form\":{},\"url\":{}},\"roots\":{}},"
+                "\"clientInfo\":{\"name\":"
                 "\"ngx_http_reverse_mcp_module\",\"version\":\""
                 NGX_HTTP_REVERSE_MCP_VERSION "\"}}}", ctx->init_id);
 
@@ -1923,7 +1965,7 @@ ngx_http_reverse_mcp_handle_message(ngx_http_reverse_mcp_conn_t *ctx,
                 goto invalid;
             }
 
-            ngx_http_reverse_mcp_handle_request(ctx, &method, id);
+            ngx_http_reverse_mcp_handle_request(ctx, &method, id, msg);
 
         } else {
             ngx_http_reverse_mcp_handle_notification(ctx, &method,
@@ -1949,12 +1991,13 @@ invalid:
 
 static void
 ngx_http_reverse_mcp_handle_request(ngx_http_reverse_mcp_conn_t *ctx,
-    ngx_str_t *method, yajl_val id)
+    ngx_str_t *method, yajl_val id, yajl_val msg)
 {
-    u_char      *p, *buf;
-    size_t       len;
-    ngx_str_t    idj, msg;
-    ngx_uint_t   ping;
+    u_char      text[NGX_HTTP_REVERSE_MCP_RELAY_TEXT];
+    ngx_int_t   rc, code;
+    ngx_str_t   idj, m;
+
+    static u_char  pong[] = ",\"result\":{}}";
 
     if (ngx_http_reverse_mcp_json_dump(ctx->tmp_pool, id, &idj)
         != NGX_OK)
@@ -1963,50 +2006,246 @@ ngx_http_reverse_mcp_handle_request(ngx_http_reverse_mcp_conn_t *ctx,
         return;
     }
 
-    ping = (method->len == 4 && ngx_strncmp(method->data, "ping", 4) == 0);
+    if (method->len == 4 && ngx_strncmp(method->data, "ping", 4) == 0) {
+        u_char  *p, *buf;
 
-    ngx_str_null(&msg);
-
-    if (!ping) {
-        ngx_log_error(NGX_LOG_INFO, ctx->connection->log, 0,
-                      "reverse_mcp: server \"%V\" sent unsupported request "
-                      "\"%V\", answering -32601", &ctx->server, method);
-
-        msg.len = sizeof("Method not found: ") - 1 + method->len;
-        msg.data = ngx_pnalloc(ctx->tmp_pool, msg.len);
-        if (msg.data == NULL) {
+        buf = ngx_pnalloc(ctx->tmp_pool, sizeof("{\"jsonrpc\":\"2.0\","
+                                                "\"id\":") + idj.len
+                                         + sizeof(pong));
+        if (buf == NULL) {
             ngx_http_reverse_mcp_abort(ctx);
             return;
         }
 
-        p = ngx_cpymem(msg.data, "Method not found: ",
-                       sizeof("Method not found: ") - 1);
-        ngx_memcpy(p, method->data, method->len);
+        p = ngx_cpymem(buf, "{\"jsonrpc\":\"2.0\",\"id\":", 22);
+        p = ngx_cpymem(p, idj.data, idj.len);
+        p = ngx_cpymem(p, pong, sizeof(pong) - 1);
+
+        (void) ngx_http_reverse_mcp_send_json(ctx, buf, p - buf);
+        return;
     }
 
-    len = sizeof("{\"jsonrpc\":\"2.0\",\"id\":,\"error\":{\"code\":-32601,"
-                 "\"message\":}}") + idj.len
-          + (ping ? 0 : ngx_http_reverse_mcp_json_escaped_len(&msg));
+    rc = ngx_http_reverse_mcp_relay(ctx, method, id, msg, &code, text,
+                                    sizeof(text));
 
-    buf = ngx_pnalloc(ctx->tmp_pool, len);
-    if (buf == NULL) {
+    if (rc == NGX_OK || ctx->stop) {
+        return;
+    }
+
+    if (rc == NGX_ERROR) {
         ngx_http_reverse_mcp_abort(ctx);
         return;
     }
 
-    p = ngx_cpymem(buf, "{\"jsonrpc\":\"2.0\",\"id\":", 22);
-    p = ngx_cpymem(p, idj.data, idj.len);
+    m.data = text;
+    m.len = ngx_strlen(text);
 
-    if (ping) {
-        p = ngx_cpymem(p, ",\"result\":{}}", 13);
-
-    } else {
-        p = ngx_cpymem(p, ",\"error\":{\"code\":-32601,\"message\":", 34);
-        p = ngx_http_reverse_mcp_json_escape(p, &msg);
-        p = ngx_cpymem(p, "}}", 2);
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_INFO, ctx->connection->log, 0,
+                      "reverse_mcp: server \"%V\" request \"%V\" not "
+                      "relayed, answering %i: %V", &ctx->server, method,
+                      code, &m);
     }
 
-    (void) ngx_http_reverse_mcp_send_json(ctx, buf, p - buf);
+    (void) ngx_http_reverse_mcp_reply_error(ctx, &idj, code, &m);
+}
+
+
+/* {"jsonrpc":"2.0","id":ID,"error":{"code":C,"message":M}} to the server */
+static ngx_int_t
+ngx_http_reverse_mcp_reply_error(ngx_http_reverse_mcp_conn_t *ctx,
+    ngx_str_t *id, ngx_int_t code, ngx_str_t *message)
+{
+    u_char  *p, buf[NGX_HTTP_REVERSE_MCP_ERROR_TEXT + 64
+                    + NGX_HTTP_REVERSE_MCP_REQUEST_ID_TEXT];
+
+    if (ctx->finalized || ctx->state == NGX_HTTP_REVERSE_MCP_ST_CLOSING
+        || ctx->close_sent || ctx->connection->destroyed
+        || ctx->connection->error
+        || id->len > NGX_HTTP_REVERSE_MCP_REQUEST_ID_TEXT)
+    {
+        return NGX_DECLINED;
+    }
+
+    p = ngx_cpymem(buf, "{\"jsonrpc\":\"2.0\",\"id\":", 22);
+    p = ngx_cpymem(p, id->data, id->len);
+    p = ngx_cpymem(p, ",\"error\":", 9);
+    p = ngx_http_reverse_mcp_call_error_text(p, code, message);
+    *p++ = '}';
+
+    return ngx_http_reverse_mcp_send_json(ctx, buf, p - buf);
+}
+
+
+/*
+ * A request of the server for the client: to the caller of the call it
+ * belongs to.  NGX_OK: on its way; NGX_DECLINED: *code and text say why
+ * not; NGX_ABORT: the same, the gateway does not relay that method at all
+ * (logged); NGX_ERROR: no memory.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_relay(ngx_http_reverse_mcp_conn_t *ctx,
+    ngx_str_t *method, yajl_val id, yajl_val msg, ngx_int_t *code,
+    u_char *text, size_t size)
+{
+    u_char                          *last, lit[NGX_HTTP_REVERSE_MCP_RELAY_ID_LEN
+                                               + 2];
+    yajl_val                         params, hint;
+    ngx_int_t                        rc;
+    ngx_str_t                        idj, literal, json, token;
+    ngx_uint_t                       need, relay;
+    const char                      *cap;
+    ngx_http_reverse_mcp_call_t     *call;
+    ngx_http_reverse_mcp_relay_t    *rl;
+    ngx_http_reverse_mcp_pending_t  *pd;
+
+    static uint64_t  seq;
+
+    last = text + size - 1;
+    *code = NGX_HTTP_REVERSE_MCP_RPC_NOT_FOUND;
+
+    params = ngx_http_reverse_mcp_json_get(msg, "params");
+    need = ngx_http_reverse_mcp_relay_need(method, params, &cap);
+
+    if (need == 0) {
+        ngx_log_error(NGX_LOG_INFO, ctx->connection->log, 0,
+                      "reverse_mcp: server \"%V\" sent unsupported request "
+                      "\"%V\", answering -32601", &ctx->server, method);
+
+        *ngx_slprintf(text, last, "Method not found: %V", method) = '\0';
+        return NGX_ABORT;
+    }
+
+    /* which call: the one params._meta.progressToken names, else the only
+     * one in flight */
+
+    pd = NULL;
+    hint = ngx_http_reverse_mcp_json_get(
+               ngx_http_reverse_mcp_json_get(params, "_meta"),
+               "progressToken");
+
+    if (hint && ctx->npending
+        && ngx_http_reverse_mcp_json_dump(ctx->tmp_pool, hint, &token)
+           == NGX_OK)
+    {
+        pd = ngx_http_reverse_mcp_pending_by_token(ctx, &token);
+    }
+
+    if (pd == NULL) {
+        *code = NGX_HTTP_REVERSE_MCP_RPC_INVALID;
+
+        if (ctx->npending == 0) {
+            *ngx_slprintf(text, last, "%V: no call is in flight on this "
+                          "connection, so no client can answer it",
+                          method) = '\0';
+            return NGX_DECLINED;
+        }
+
+        if (ctx->npending > 1) {
+            *ngx_slprintf(text, last, "%V: ambiguous: %ui calls are in "
+                          "flight on this connection (name the call with "
+                          "params._meta.progressToken = its progress token)",
+                          method, ctx->npending) = '\0';
+            return NGX_DECLINED;
+        }
+
+        pd = (ngx_http_reverse_mcp_pending_t *)
+                 ngx_rbtree_min(ctx->pending.root, ctx->pending.sentinel);
+        *code = NGX_HTTP_REVERSE_MCP_RPC_NOT_FOUND;
+    }
+
+    call = pd->call;
+    relay = call->relay;
+
+    if ((relay & NGX_HTTP_REVERSE_MCP_RELAY_CAPS) == 0
+        && !(relay & (NGX_HTTP_REVERSE_MCP_RELAY_JSON_ONLY
+                      |NGX_HTTP_REVERSE_MCP_RELAY_MODERN))
+        && call->request == NULL)
+    {
+        *ngx_slprintf(text, last, "%V: the caller of this call cannot "
+                      "answer requests (the gateway's chat, or a request "
+                      "sent to several servers at once)", method) = '\0';
+        return NGX_DECLINED;
+    }
+
+    if (!(relay & need)) {
+        *ngx_slprintf(text, last, "%V: the caller of this call did not "
+                      "declare the %s capability", method, cap) = '\0';
+        return NGX_DECLINED;
+    }
+
+    if (!(relay & NGX_HTTP_REVERSE_MCP_RELAY_STREAM)
+        || call->request == NULL)
+    {
+        *ngx_slprintf(text, last, "%V: the caller of this call cannot be "
+                      "reached: %s", method,
+                      (relay & NGX_HTTP_REVERSE_MCP_RELAY_MODERN)
+                      ? "it speaks MCP 2026-07-28, whose input requests the "
+                        "gateway does not relay yet"
+                      : "it accepts only application/json responses, not "
+                        "a stream") = '\0';
+        return NGX_DECLINED;
+    }
+
+    /* the gateway id: where the caller's answer goes back to */
+
+    if (ngx_http_reverse_mcp_json_dump(ctx->tmp_pool, id, &idj) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (idj.len > NGX_HTTP_REVERSE_MCP_REQUEST_ID_TEXT) {
+        *code = NGX_HTTP_REVERSE_MCP_RPC_INVALID;
+        *ngx_slprintf(text, last, "%V: the request id is longer than %d "
+                      "bytes", method, NGX_HTTP_REVERSE_MCP_REQUEST_ID_TEXT)
+            = '\0';
+        return NGX_DECLINED;
+    }
+
+    rl = ngx_alloc(sizeof(ngx_http_reverse_mcp_relay_t) + idj.len,
+                   ctx->connection->log);
+    if (rl == NULL) {
+        return NGX_ERROR;
+    }
+
+    rl->seq = ++seq;
+    rl->id.data = (u_char *) (rl + 1);
+    rl->id.len = idj.len;
+    ngx_memcpy(rl->id.data, idj.data, idj.len);
+
+    literal.data = lit;
+    lit[0] = '"';
+    literal.len = ngx_http_reverse_mcp_relay_id(lit + 1, call->caller_pid,
+                                                call->key, rl->seq) - lit;
+    lit[literal.len++] = '"';
+
+    if (ngx_http_reverse_mcp_json_dump_replace(ctx->tmp_pool, msg, id,
+                                               &literal, &json)
+        != NGX_OK)
+    {
+        ngx_free(rl);
+        return NGX_ERROR;
+    }
+
+    ngx_queue_insert_tail(&pd->relays, &rl->queue);
+
+    ngx_log_error(NGX_LOG_INFO, ctx->connection->log, 0,
+                  "reverse_mcp: server \"%V\" request \"%V\" %V relayed "
+                  "to the caller as %V", &ctx->server, method, &idj,
+                  &literal);
+
+    /* request() never ends the call from inside */
+    rc = call->request(call, &json);
+
+    if (rc != NGX_OK) {
+        ngx_queue_remove(&rl->queue);
+        ngx_free(rl);
+
+        *ngx_slprintf(text, last, "%V: the caller of this call could not "
+                      "be reached", method) = '\0';
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -2816,6 +3055,7 @@ ngx_http_reverse_mcp_connector_call(uint64_t conn_id,
     pd->call = call;
     pd->ctx = ctx;
     pd->node.key = (ngx_rbtree_key_t) ctx->next_id++;
+    ngx_queue_init(&pd->relays);
 
     if (call->progress_token.len) {
         pd->token.data = (u_char *) (pd + 1);
@@ -2878,7 +3118,8 @@ ngx_http_reverse_mcp_connector_call(uint64_t conn_id,
 
 
 static void
-ngx_http_reverse_mcp_pending_remove(ngx_http_reverse_mcp_pending_t *pd)
+ngx_http_reverse_mcp_pending_remove(ngx_http_reverse_mcp_pending_t *pd,
+    const char *why)
 {
     ngx_http_reverse_mcp_conn_t  *ctx;
 
@@ -2892,6 +3133,145 @@ ngx_http_reverse_mcp_pending_remove(ngx_http_reverse_mcp_pending_t *pd)
     }
 
     pd->call->pending = NULL;
+
+    ngx_http_reverse_mcp_relays_fail(pd, why);
+}
+
+
+/* the call ends: the server's requests its caller did not answer fail */
+static void
+ngx_http_reverse_mcp_relays_fail(ngx_http_reverse_mcp_pending_t *pd,
+    const char *why)
+{
+    u_char                        text[256];
+    ngx_str_t                     m;
+    ngx_queue_t                  *q;
+    ngx_http_reverse_mcp_conn_t  *ctx;
+    ngx_http_reverse_mcp_relay_t *rl;
+
+    ctx = pd->ctx;
+
+    while (!ngx_queue_empty(&pd->relays)) {
+        q = ngx_queue_head(&pd->relays);
+        rl = ngx_queue_data(q, ngx_http_reverse_mcp_relay_t, queue);
+        ngx_queue_remove(q);
+
+        m.data = text;
+        m.len = ngx_snprintf(text, sizeof(text), "the call this request "
+                             "belongs to ended (%s) before its caller "
+                             "answered", why) - text;
+
+        ngx_log_error(NGX_LOG_INFO, ctx->connection->log, 0,
+                      "reverse_mcp: server \"%V\" request %V failed: %V",
+                      &ctx->server, &rl->id, &m);
+
+        (void) ngx_http_reverse_mcp_reply_error(ctx, &rl->id,
+                                                NGX_HTTP_REVERSE_MCP_ERR_GONE,
+                                                &m);
+        ngx_free(rl);
+    }
+}
+
+
+/*
+ * The caller's answer to a relayed request (a JSON-RPC response whose id
+ * is the gateway's): to the server, with its own id.
+ */
+ngx_int_t
+ngx_http_reverse_mcp_connector_answer(ngx_http_reverse_mcp_call_t *call,
+    ngx_str_t *json)
+{
+    char                             err[128];
+    uint64_t                         key, seq;
+    yajl_val                         msg, id;
+    ngx_int_t                        rc;
+    ngx_pid_t                        pid;
+    ngx_str_t                        gid, out;
+    ngx_pool_t                      *pool;
+    ngx_queue_t                     *q;
+    ngx_http_reverse_mcp_conn_t     *ctx;
+    ngx_http_reverse_mcp_relay_t    *rl;
+    ngx_http_reverse_mcp_pending_t  *pd;
+
+    pd = call->pending;
+
+    if (pd == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ctx = pd->ctx;
+
+    if (ctx->finalized || ctx->state == NGX_HTTP_REVERSE_MCP_ST_CLOSING) {
+        return NGX_DECLINED;
+    }
+
+    msg = ngx_http_reverse_mcp_json_parse(json->data, json->len, err,
+                                          sizeof(err));
+    if (msg == NULL) {
+        ngx_log_error(NGX_LOG_ERR, ctx->connection->log, 0,
+                      "reverse_mcp: a relayed answer is not JSON: %s", err);
+        return NGX_ERROR;
+    }
+
+    id = ngx_http_reverse_mcp_json_get(msg, "id");
+
+    if (ngx_http_reverse_mcp_json_get_str(msg, "id", &gid) != NGX_OK
+        || ngx_http_reverse_mcp_relay_id_parse(&gid, &pid, &key, &seq)
+           != NGX_OK
+        || pid != call->caller_pid || key != call->key)
+    {
+        yajl_tree_free(msg);
+        return NGX_DECLINED;
+    }
+
+    rl = NULL;
+
+    for (q = ngx_queue_head(&pd->relays);
+         q != ngx_queue_sentinel(&pd->relays);
+         q = ngx_queue_next(q))
+    {
+        rl = ngx_queue_data(q, ngx_http_reverse_mcp_relay_t, queue);
+
+        if (rl->seq == seq) {
+            break;
+        }
+
+        rl = NULL;
+    }
+
+    if (rl == NULL) {
+        yajl_tree_free(msg);
+        return NGX_DECLINED;
+    }
+
+    pool = ngx_create_pool(1024, ctx->connection->log);
+    if (pool == NULL) {
+        yajl_tree_free(msg);
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_reverse_mcp_json_dump_replace(pool, msg, id, &rl->id, &out);
+
+    yajl_tree_free(msg);
+
+    if (rc != NGX_OK) {
+        ngx_destroy_pool(pool);
+        return NGX_ERROR;
+    }
+
+    ngx_queue_remove(&rl->queue);
+
+    ngx_log_error(NGX_LOG_INFO, ctx->connection->log, 0,
+                  "reverse_mcp: server \"%V\" request %V answered by the "
+                  "caller", &ctx->server, &rl->id);
+
+    ngx_free(rl);
+
+    rc = ngx_http_reverse_mcp_send_json(ctx, out.data, out.len);
+
+    ngx_destroy_pool(pool);
+
+    return rc == NGX_OK ? NGX_OK : NGX_DECLINED;
 }
 
 
@@ -2903,7 +3283,8 @@ ngx_http_reverse_mcp_pending_finish(ngx_http_reverse_mcp_pending_t *pd,
 
     call = pd->call;
 
-    ngx_http_reverse_mcp_pending_remove(pd);
+    ngx_http_reverse_mcp_pending_remove(pd, is_error ? "it failed"
+                                                     : "it has its result");
     ngx_free(pd);
 
     call->done(call, is_error, json);
@@ -2990,7 +3371,7 @@ ngx_http_reverse_mcp_connector_cancel(ngx_http_reverse_mcp_call_t *call,
     ngx_http_reverse_mcp_send_cancelled(pd->ctx, (int64_t) pd->node.key,
                                         reason);
 
-    ngx_http_reverse_mcp_pending_remove(pd);
+    ngx_http_reverse_mcp_pending_remove(pd, reason);
     ngx_free(pd);
 }
 

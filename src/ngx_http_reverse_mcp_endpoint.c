@@ -164,6 +164,8 @@ struct ngx_http_reverse_mcp_ep_ctx_s {
     ngx_str_t                             id;       /* JSON text */
     ngx_uint_t                            log_level; /* 0: none asked for,
                                                         else 1 + level */
+    ngx_uint_t                            client_caps; /* RELAY_* the
+                                                        caller declared */
 
     /* tools/call and the other forwarded requests */
     ngx_http_reverse_mcp_call_t           call;
@@ -256,6 +258,10 @@ static ngx_int_t ngx_http_reverse_mcp_ep_progress(ngx_http_request_t *r,
 static ngx_int_t ngx_http_reverse_mcp_ep_call(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *server, ngx_str_t *method,
     ngx_str_t *params, ngx_str_t *progress);
+static ngx_int_t ngx_http_reverse_mcp_ep_request(
+    ngx_http_reverse_mcp_call_t *call, ngx_str_t *json);
+static ngx_int_t ngx_http_reverse_mcp_ep_answer(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, yajl_val id, ngx_str_t *body);
 static ngx_int_t ngx_http_reverse_mcp_ep_track(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_ctx_t *ctx);
 static ngx_int_t ngx_http_reverse_mcp_ep_caps(ngx_http_request_t *r,
@@ -1249,10 +1255,11 @@ session:
     }
 
     ctx->log_level = info.log_level;
+    ctx->client_caps = info.client_caps;
 
     if (method.len == 0) {
-        return ngx_http_reverse_mcp_http_send(r, NGX_HTTP_ACCEPTED, NULL,
-                                              NULL);
+        /* the caller's answer to a request relayed from a server */
+        return ngx_http_reverse_mcp_ep_answer(r, ctx, id, body);
     }
 
     if (id == NULL) {
@@ -1392,8 +1399,13 @@ ngx_http_reverse_mcp_ep_initialize(ngx_http_request_t *r,
         }
     }
 
+    /* what requests of the servers this client can be relayed */
+    ctx->client_caps = ngx_http_reverse_mcp_client_caps(
+                           ngx_http_reverse_mcp_json_get(params,
+                                                         "capabilities"));
+
     rc = ngx_http_reverse_mcp_session_create(ctx->zone, &ctx->agent,
-                                             &version,
+                                             &version, ctx->client_caps,
                                              ctx->lcf->session_timeout,
                                              ctx->lcf->max_sessions, id,
                                              &reason);
@@ -2022,6 +2034,24 @@ ngx_http_reverse_mcp_ep_call(ngx_http_request_t *r,
     call->data = ctx;
     call->log = r->connection->log;
     call->force_mailbox = ctx->lcf->force_mailbox;
+
+    /*
+     * the servers' requests during the call reach the caller on the
+     * stream of this POST (it becomes one when the reply was to be JSON)
+     */
+    call->session = ctx->session;
+    call->request = ngx_http_reverse_mcp_ep_request;
+    call->relay = ctx->client_caps;
+
+    if (ctx->modern) {
+        call->relay |= NGX_HTTP_REVERSE_MCP_RELAY_MODERN;
+
+    } else if (ctx->accept_sse) {
+        call->relay |= NGX_HTTP_REVERSE_MCP_RELAY_STREAM;
+
+    } else {
+        call->relay |= NGX_HTTP_REVERSE_MCP_RELAY_JSON_ONLY;
+    }
 
     ctx->done_ev.handler = ngx_http_reverse_mcp_ep_done_handler;
     ctx->done_ev.data = ctx;
@@ -3474,6 +3504,95 @@ ngx_http_reverse_mcp_ep_notify(ngx_http_reverse_mcp_call_t *call,
 }
 
 
+/*
+ * A request of the server for the caller, with the gateway's id: an event
+ * of the POST's stream, before the result.  Never ends the call from
+ * here: a failure posts done_ev, which cancels it.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_request(ngx_http_reverse_mcp_call_t *call,
+    ngx_str_t *json)
+{
+    ngx_int_t                       rc;
+    ngx_http_request_t             *r;
+    ngx_http_reverse_mcp_ep_ctx_t  *ctx;
+
+    ctx = call->data;
+    r = ctx->request;
+
+    if (!ctx->active || ctx->failed || !ctx->accept_sse) {
+        return NGX_ERROR;
+    }
+
+    rc = NGX_OK;
+
+    if (!ctx->header_sent) {
+        /* the reply was to be JSON: it becomes a stream now */
+        ctx->sse = 1;
+        rc = ngx_http_reverse_mcp_ep_sse_open(r, ctx);
+    }
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_reverse_mcp_http_sse_event(r, "message", json, 0);
+    }
+
+    if (rc != NGX_OK) {
+        ctx->failed = 1;
+
+        if (!ctx->done_ev.posted) {
+            ngx_post_event(&ctx->done_ev, &ngx_posted_events);
+        }
+
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A JSON-RPC response from the caller: the answer to a request a server
+ * sent during one of its calls (the id is the gateway's, it says which
+ * worker holds the call).  202 once it is passed on, wherever it goes
+ * from there; a call that ended in the meantime is logged at info.  An id
+ * the gateway never gave out: 400.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_answer(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, yajl_val id, ngx_str_t *body)
+{
+    ngx_int_t  rc;
+    ngx_str_t  gid;
+
+    rc = NGX_ABORT;
+
+    if (YAJL_IS_STRING(id)) {
+        gid.data = (u_char *) YAJL_GET_STRING(id);
+        gid.len = ngx_strlen(gid.data);
+
+        rc = ngx_http_reverse_mcp_call_answer(&gid, &ctx->session, body,
+                                              r->connection->log);
+    }
+
+    if (rc == NGX_ABORT) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "reverse_mcp: endpoint got a response with id %V, "
+                      "which is not the id of a relayed request", &ctx->id);
+
+        return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                 NGX_HTTP_REVERSE_MCP_INVALID_REQUEST,
+                                 "Invalid Request: the gateway sent no "
+                                 "request with id %V", &ctx->id);
+    }
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_reverse_mcp_http_send(r, NGX_HTTP_ACCEPTED, NULL, NULL);
+}
+
+
 static void
 ngx_http_reverse_mcp_ep_done(ngx_http_reverse_mcp_call_t *call,
     ngx_uint_t is_error, ngx_str_t *json)
@@ -4358,6 +4477,11 @@ ngx_http_reverse_mcp_ep_modern(ngx_http_request_t *r,
 
         ctx->log_level = level + 1;
     }
+
+    ctx->client_caps = ngx_http_reverse_mcp_client_caps(
+                           ngx_http_reverse_mcp_json_get(meta,
+                               NGX_HTTP_REVERSE_MCP_EP_META
+                               "clientCapabilities"));
 
     /* the reverse servers speak a legacy revision: not theirs */
     ngx_http_reverse_mcp_ep_strip_meta(params);

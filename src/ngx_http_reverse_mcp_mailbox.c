@@ -1,9 +1,11 @@
 /*
  * Per-worker mailboxes (see ngx_http_reverse_mcp_mailbox.h for the frame
  * format).  Owns: this worker's listening unix socket, the owner side of
- * forwarded calls (a proxy call handed to the connector, its notifications
- * and result written back as frames), and the caller side (connect to the
- * owner's socket, send CALL, read frames until RESULT/ERROR).
+ * forwarded calls (a proxy call handed to the connector, its notifications,
+ * relayed requests and result written back as frames, the caller's
+ * answers read), the caller side (connect to the owner's socket, send
+ * CALL, read frames until RESULT/ERROR, write ANSWER frames), and ROUTE:
+ * a caller's answer carried to the worker that holds its call.
  */
 
 #include "ngx_http_reverse_mcp_mailbox.h"
@@ -66,6 +68,10 @@ static void ngx_http_reverse_mcp_mb_peer_read(ngx_event_t *ev);
 static void ngx_http_reverse_mcp_mb_peer_write(ngx_event_t *ev);
 static void ngx_http_reverse_mcp_mb_peer_call(
     ngx_http_reverse_mcp_mb_peer_t *peer);
+static void ngx_http_reverse_mcp_mb_peer_route(
+    ngx_http_reverse_mcp_mb_peer_t *peer);
+static ngx_int_t ngx_http_reverse_mcp_mb_peer_request(
+    ngx_http_reverse_mcp_call_t *call, ngx_str_t *json);
 static void ngx_http_reverse_mcp_mb_peer_notify(
     ngx_http_reverse_mcp_call_t *call, ngx_str_t *json);
 static void ngx_http_reverse_mcp_mb_peer_done(ngx_http_reverse_mcp_call_t *call,
@@ -319,7 +325,7 @@ ngx_http_reverse_mcp_mb_read(ngx_connection_t *c,
 
             if (rd->len > NGX_HTTP_REVERSE_MCP_MB_MAX
                 || rd->type < NGX_HTTP_REVERSE_MCP_MB_CALL
-                || rd->type > NGX_HTTP_REVERSE_MCP_MB_ERROR)
+                || rd->type > NGX_HTTP_REVERSE_MCP_MB_ROUTE)
             {
                 ngx_log_error(NGX_LOG_ERR, c->log, 0,
                               "reverse_mcp: invalid mailbox frame (type %ui,"
@@ -409,14 +415,15 @@ static void
 ngx_http_reverse_mcp_mb_peer_read(ngx_event_t *ev)
 {
     ngx_int_t                        rc;
+    ngx_str_t                        json;
     ngx_connection_t                *c;
     ngx_http_reverse_mcp_mb_peer_t  *peer;
 
     c = ev->data;
     peer = c->data;
 
-    if (peer->calling || peer->done) {
-        /* only EOF is expected now: the caller gave up */
+    if (peer->done) {
+        /* only EOF is expected now */
         u_char   buf[1];
         ssize_t  n;
 
@@ -429,30 +436,133 @@ ngx_http_reverse_mcp_mb_peer_read(ngx_event_t *ev)
             return;
         }
 
-        if (peer->calling) {
-            ngx_http_reverse_mcp_connector_cancel(&peer->call,
-                                                  "the caller cancelled");
-        }
-
         ngx_http_reverse_mcp_mb_peer_close(peer);
         return;
     }
 
-    rc = ngx_http_reverse_mcp_mb_read(c, &peer->rd);
+    for ( ;; ) {
+        rc = ngx_http_reverse_mcp_mb_read(c, &peer->rd);
 
-    if (rc == NGX_AGAIN) {
-        if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+        if (rc == NGX_AGAIN) {
+            if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+                if (peer->calling) {
+                    ngx_http_reverse_mcp_connector_cancel(&peer->call,
+                                                          "mailbox failure");
+                }
+
+                ngx_http_reverse_mcp_mb_peer_close(peer);
+            }
+            return;
+        }
+
+        if (rc == NGX_ERROR) {
+            /* the caller gave up (closed), or broke the format */
+            if (peer->calling) {
+                ngx_http_reverse_mcp_connector_cancel(&peer->call,
+                                                      "the caller cancelled");
+            }
+
             ngx_http_reverse_mcp_mb_peer_close(peer);
+            return;
         }
-        return;
-    }
 
-    if (rc == NGX_ERROR || peer->rd.type != NGX_HTTP_REVERSE_MCP_MB_CALL) {
+        if (!peer->calling) {
+            if (peer->rd.type == NGX_HTTP_REVERSE_MCP_MB_CALL) {
+                /* the peer may be gone when it returns */
+                ngx_http_reverse_mcp_mb_peer_call(peer);
+                return;
+            }
+
+            if (peer->rd.type == NGX_HTTP_REVERSE_MCP_MB_ROUTE) {
+                ngx_http_reverse_mcp_mb_peer_route(peer);
+                return;
+            }
+
+            ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                          "reverse_mcp: mailbox frame of type %ui where a "
+                          "call was expected", peer->rd.type);
+            ngx_http_reverse_mcp_mb_peer_close(peer);
+            return;
+        }
+
+        if (peer->rd.type != NGX_HTTP_REVERSE_MCP_MB_ANSWER) {
+            ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                          "reverse_mcp: mailbox frame of type %ui during a "
+                          "call", peer->rd.type);
+            ngx_http_reverse_mcp_connector_cancel(&peer->call,
+                                                  "mailbox failure");
+            ngx_http_reverse_mcp_mb_peer_close(peer);
+            return;
+        }
+
+        /* the caller's answer to a relayed request: to the server (the
+         * call's end, if it comes of it, is written from a posted event) */
+
+        json.data = peer->rd.body;
+        json.len = peer->rd.len;
+
+        if (ngx_http_reverse_mcp_connector_answer(&peer->call, &json)
+            == NGX_DECLINED)
+        {
+            ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                          "reverse_mcp: an answer to a relayed request of "
+                          "server \"%V\" that no longer waits for it, "
+                          "dropped", &peer->call.server);
+        }
+
+        ngx_http_reverse_mcp_mb_reader_reset(&peer->rd);
+    }
+}
+
+
+/* ROUTE: a caller's answer for a call of this worker */
+static void
+ngx_http_reverse_mcp_mb_peer_route(ngx_http_reverse_mcp_mb_peer_t *peer)
+{
+    char       err[128];
+    u_char    *nl, *body;
+    uint64_t   key;
+    yajl_val   hdr, v;
+    ngx_str_t  session, json;
+
+    body = peer->rd.body;
+    nl = ngx_strlchr(body, body + peer->rd.len, '\n');
+
+    hdr = nl ? ngx_http_reverse_mcp_json_parse(body, nl - body, err,
+                                               sizeof(err))
+             : NULL;
+
+    v = ngx_http_reverse_mcp_json_get(hdr, "key");
+
+    if (hdr == NULL || v == NULL || !YAJL_IS_INTEGER(v)) {
+        ngx_log_error(NGX_LOG_ERR, peer->connection->log, 0,
+                      "reverse_mcp: invalid mailbox route header");
+
+        if (hdr) {
+            yajl_tree_free(hdr);
+        }
+
         ngx_http_reverse_mcp_mb_peer_close(peer);
         return;
     }
 
-    ngx_http_reverse_mcp_mb_peer_call(peer);
+    key = (uint64_t) YAJL_GET_INTEGER(v);
+
+    if (ngx_http_reverse_mcp_json_get_str(hdr, "session", &session)
+        != NGX_OK)
+    {
+        ngx_str_null(&session);
+    }
+
+    json.data = nl + 1;
+    json.len = body + peer->rd.len - json.data;
+
+    (void) ngx_http_reverse_mcp_call_answer_local(key, &session, &json,
+                                                  peer->connection->log);
+
+    yajl_tree_free(hdr);
+
+    ngx_http_reverse_mcp_mb_peer_close(peer);
 }
 
 
@@ -461,6 +571,7 @@ ngx_http_reverse_mcp_mb_peer_call(ngx_http_reverse_mcp_mb_peer_t *peer)
 {
     char                          err[128];
     u_char                       *nl, *body;
+    size_t                        len;
     uint64_t                      conn_id;
     yajl_val                      hdr, v;
     ngx_int_t                     rc;
@@ -470,9 +581,13 @@ ngx_http_reverse_mcp_mb_peer_call(ngx_http_reverse_mcp_mb_peer_t *peer)
     call = &peer->call;
     body = peer->rd.body;
     peer->frame = body;
-    peer->rd.body = NULL;
+    len = peer->rd.len;
 
-    nl = ngx_strlchr(body, body + peer->rd.len, '\n');
+    /* the body is the frame's now: the reader waits for ANSWER frames */
+    peer->rd.body = NULL;
+    ngx_http_reverse_mcp_mb_reader_reset(&peer->rd);
+
+    nl = ngx_strlchr(body, body + len, '\n');
 
     hdr = nl ? ngx_http_reverse_mcp_json_parse(body, nl - body, err,
                                                sizeof(err))
@@ -491,7 +606,7 @@ ngx_http_reverse_mcp_mb_peer_call(ngx_http_reverse_mcp_mb_peer_t *peer)
     call->data = peer;
 
     call->params.data = nl + 1;
-    call->params.len = body + peer->rd.len - (nl + 1);
+    call->params.len = body + len - (nl + 1);
 
     conn_id = 0;
     v = ngx_http_reverse_mcp_json_get(hdr, "conn_id");
@@ -502,6 +617,28 @@ ngx_http_reverse_mcp_mb_peer_call(ngx_http_reverse_mcp_mb_peer_t *peer)
     v = ngx_http_reverse_mcp_json_get(hdr, "timeout");
     if (v && YAJL_IS_INTEGER(v)) {
         call->timeout = (ngx_msec_t) YAJL_GET_INTEGER(v);
+    }
+
+    /* where the caller's answers to relayed requests come from */
+
+    v = ngx_http_reverse_mcp_json_get(hdr, "pid");
+    if (v && YAJL_IS_INTEGER(v)) {
+        call->caller_pid = (ngx_pid_t) YAJL_GET_INTEGER(v);
+    }
+
+    v = ngx_http_reverse_mcp_json_get(hdr, "key");
+    if (v && YAJL_IS_INTEGER(v)) {
+        call->key = (uint64_t) YAJL_GET_INTEGER(v);
+    }
+
+    v = ngx_http_reverse_mcp_json_get(hdr, "relay");
+    if (v && YAJL_IS_INTEGER(v)) {
+        call->relay = (ngx_uint_t) YAJL_GET_INTEGER(v);
+    }
+
+    v = ngx_http_reverse_mcp_json_get(hdr, "requests");
+    if (v && YAJL_IS_TRUE(v)) {
+        call->request = ngx_http_reverse_mcp_mb_peer_request;
     }
 
     if (ngx_http_reverse_mcp_json_get_str(hdr, "method", &s) != NGX_OK
@@ -606,11 +743,37 @@ ngx_http_reverse_mcp_mb_peer_done(ngx_http_reverse_mcp_call_t *call,
                                       json, NULL, peer->connection->log)
         != NGX_OK)
     {
-        ngx_http_reverse_mcp_mb_peer_close(peer);
-        return;
+        peer->connection->error = 1;
     }
 
-    ngx_http_reverse_mcp_mb_peer_write(peer->connection->write);
+    /*
+     * written (and the peer closed) from a posted event: done() may run
+     * inside the peer's own read handler (an ANSWER that ends the socket)
+     */
+    ngx_post_event(peer->connection->write, &ngx_posted_events);
+}
+
+
+/* a request of the server for the caller, written from a posted event */
+static ngx_int_t
+ngx_http_reverse_mcp_mb_peer_request(ngx_http_reverse_mcp_call_t *call,
+    ngx_str_t *json)
+{
+    ngx_http_reverse_mcp_mb_peer_t  *peer = call->data;
+
+    if (ngx_http_reverse_mcp_mb_frame(&peer->outq,
+                                      NGX_HTTP_REVERSE_MCP_MB_REQUEST, json,
+                                      NULL, peer->connection->log)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (!peer->connection->write->posted) {
+        ngx_post_event(peer->connection->write, &ngx_posted_events);
+    }
+
+    return NGX_OK;
 }
 
 
@@ -728,7 +891,8 @@ ngx_http_reverse_mcp_mailbox_call(ngx_http_reverse_mcp_call_t *call,
     }
 
     len = sizeof("{\"conn_id\":,\"timeout\":,\"method\":,\"server\":,"
-                 "\"token\":}\n") + 2 * NGX_INT64_LEN
+                 "\"token\":,\"pid\":,\"key\":,\"relay\":,"
+                 "\"requests\":false}\n") + 5 * NGX_INT64_LEN
           + ngx_http_reverse_mcp_json_escaped_len(&call->method)
           + ngx_http_reverse_mcp_json_escaped_len(&call->server)
           + ngx_http_reverse_mcp_json_escaped_len(&lit);
@@ -746,8 +910,9 @@ ngx_http_reverse_mcp_mailbox_call(ngx_http_reverse_mcp_call_t *call,
     p = ngx_http_reverse_mcp_json_escape(p, &call->server);
     p = ngx_cpymem(p, ",\"token\":", 9);
     p = ngx_http_reverse_mcp_json_escape(p, &lit);
-    *p++ = '}';
-    *p++ = '\n';
+    p = ngx_sprintf(p, ",\"pid\":%P,\"key\":%uL,\"relay\":%ui,"
+                    "\"requests\":%s}\n", call->caller_pid, call->key,
+                    call->relay, call->request ? "true" : "false");
     hdr.len = p - hdr.data;
 
     rc = ngx_http_reverse_mcp_mb_frame(&cl->outq, NGX_HTTP_REVERSE_MCP_MB_CALL,
@@ -825,6 +990,23 @@ ngx_http_reverse_mcp_mb_client_write(ngx_event_t *ev)
 
     rc = ngx_http_reverse_mcp_outq_flush(&cl->outq, c);
 
+    if (cl->call == NULL) {
+        /* ROUTE: one frame, then closed */
+
+        if (rc == NGX_AGAIN) {
+            return;
+        }
+
+        if (rc == NGX_ERROR) {
+            ngx_log_error(NGX_LOG_WARN, cl->log, 0,
+                          "reverse_mcp: a relayed answer could not be "
+                          "written to the mailbox \"%V\"", &cl->name);
+        }
+
+        ngx_http_reverse_mcp_mb_client_close(cl);
+        return;
+    }
+
     if (rc == NGX_ERROR) {
         ngx_http_reverse_mcp_mb_client_fail(cl, "cannot write to the owner "
                                             "worker's mailbox");
@@ -873,6 +1055,20 @@ ngx_http_reverse_mcp_mb_client_read(ngx_event_t *ev)
         if (cl->rd.type == NGX_HTTP_REVERSE_MCP_MB_NOTIFY) {
             if (call->notify) {
                 call->notify(call, &json);
+            }
+
+            ngx_http_reverse_mcp_mb_reader_reset(&cl->rd);
+            continue;
+        }
+
+        if (cl->rd.type == NGX_HTTP_REVERSE_MCP_MB_REQUEST) {
+            /*
+             * a request of the server for the caller; when it cannot be
+             * delivered the caller ends the call (a posted event), which
+             * answers the server
+             */
+            if (call->request) {
+                (void) call->request(call, &json);
             }
 
             ngx_http_reverse_mcp_mb_reader_reset(&cl->rd);
@@ -938,6 +1134,128 @@ void
 ngx_http_reverse_mcp_mailbox_cancel(void *handle)
 {
     ngx_http_reverse_mcp_mb_client_close(handle);
+}
+
+
+ngx_int_t
+ngx_http_reverse_mcp_mailbox_answer(void *handle, ngx_str_t *json)
+{
+    ngx_http_reverse_mcp_mb_client_t  *cl = handle;
+
+    ngx_connection_t  *c;
+
+    c = cl->pc.connection;
+
+    if (c == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_reverse_mcp_mb_frame(&cl->outq,
+                                      NGX_HTTP_REVERSE_MCP_MB_ANSWER, json,
+                                      NULL, cl->log)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* written from a posted event: the call may end on a write error */
+    if (!c->write->posted) {
+        ngx_post_event(c->write, &ngx_posted_events);
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_reverse_mcp_mailbox_route(ngx_pid_t pid, uint64_t key,
+    ngx_str_t *session, ngx_str_t *json, ngx_log_t *log)
+{
+    u_char                            *p;
+    ngx_int_t                          rc;
+    ngx_str_t                          hdr;
+    ngx_connection_t                  *c;
+    ngx_http_reverse_mcp_mb_client_t  *cl;
+
+    cl = ngx_calloc(sizeof(ngx_http_reverse_mcp_mb_client_t), log);
+    if (cl == NULL) {
+        return NGX_ERROR;
+    }
+
+    cl->log = log;
+    ngx_http_reverse_mcp_outq_init(&cl->outq);
+
+    if (ngx_http_reverse_mcp_mb_path((ngx_cycle_t *) ngx_cycle, pid,
+                                     &cl->sun)
+        != NGX_OK)
+    {
+        ngx_free(cl);
+        return NGX_ERROR;
+    }
+
+    hdr.len = sizeof("{\"key\":,\"session\":}\n") + NGX_INT64_LEN
+              + ngx_http_reverse_mcp_json_escaped_len(session);
+    hdr.data = ngx_alloc(hdr.len, log);
+    if (hdr.data == NULL) {
+        ngx_free(cl);
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(hdr.data, "{\"key\":%uL,\"session\":", key);
+    p = ngx_http_reverse_mcp_json_escape(p, session);
+    *p++ = '}';
+    *p++ = '\n';
+    hdr.len = p - hdr.data;
+
+    rc = ngx_http_reverse_mcp_mb_frame(&cl->outq,
+                                       NGX_HTTP_REVERSE_MCP_MB_ROUTE, &hdr,
+                                       json, log);
+    ngx_free(hdr.data);
+
+    if (rc != NGX_OK) {
+        ngx_free(cl);
+        return NGX_ERROR;
+    }
+
+    cl->name.data = (u_char *) cl->sun.sun_path;
+    cl->name.len = ngx_strlen(cl->sun.sun_path);
+
+    cl->pc.sockaddr = (struct sockaddr *) &cl->sun;
+    cl->pc.socklen = sizeof(struct sockaddr_un);
+    cl->pc.name = &cl->name;
+    cl->pc.get = ngx_event_get_peer;
+    cl->pc.log = log;
+    cl->pc.log_error = NGX_ERROR_INFO;
+
+    rc = ngx_event_connect_peer(&cl->pc);
+
+    if (rc == NGX_ERROR || rc == NGX_DECLINED || rc == NGX_BUSY) {
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "reverse_mcp: an answer to a relayed request of a call "
+                      "of worker %P, which cannot be reached (gone?), "
+                      "dropped", pid);
+
+        if (cl->pc.connection) {
+            ngx_close_connection(cl->pc.connection);
+            cl->pc.connection = NULL;
+        }
+
+        ngx_http_reverse_mcp_outq_free(&cl->outq);
+        ngx_free(cl);
+
+        return rc == NGX_ERROR ? NGX_ERROR : NGX_DECLINED;
+    }
+
+    c = cl->pc.connection;
+    c->data = cl;
+    c->read->handler = ngx_http_reverse_mcp_mb_client_write;
+    c->write->handler = ngx_http_reverse_mcp_mb_client_write;
+
+    if (rc == NGX_OK) {
+        ngx_http_reverse_mcp_mb_client_write(c->write);
+    }
+
+    return NGX_OK;
 }
 
 

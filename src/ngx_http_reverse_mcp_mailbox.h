@@ -11,8 +11,17 @@
  *   NOTIFY  owner -> caller   a JSON-RPC notification for the call
  *   RESULT  owner -> caller   the result value, then the owner closes
  *   ERROR   owner -> caller   the error object, then the owner closes
+ *   REQUEST owner -> caller   a request of the server for the caller, with
+ *                             its gateway id
+ *   ANSWER  caller -> owner   the caller's response to a REQUEST
  * The caller closing the connection cancels the call; the owner closing
  * it before RESULT/ERROR (it died) fails the call.
+ *
+ * A caller's answer that reaches another worker than the one holding the
+ * call comes to that worker on a connection of its own, one frame, then
+ * closed:
+ *   ROUTE   any -> holder     header JSON {"key":K,"session":S}, "\n",
+ *                             the response
  */
 
 #ifndef _NGX_HTTP_REVERSE_MCP_MAILBOX_H_INCLUDED_
@@ -27,6 +36,9 @@
 #define NGX_HTTP_REVERSE_MCP_MB_NOTIFY   2
 #define NGX_HTTP_REVERSE_MCP_MB_RESULT   3
 #define NGX_HTTP_REVERSE_MCP_MB_ERROR    4
+#define NGX_HTTP_REVERSE_MCP_MB_REQUEST  5
+#define NGX_HTTP_REVERSE_MCP_MB_ANSWER   6
+#define NGX_HTTP_REVERSE_MCP_MB_ROUTE    7
 
 #define NGX_HTTP_REVERSE_MCP_MB_HEADER   8
 #define NGX_HTTP_REVERSE_MCP_MB_MAX      (64 * 1024 * 1024)
@@ -40,6 +52,16 @@
 ngx_int_t ngx_http_reverse_mcp_mailbox_call(ngx_http_reverse_mcp_call_t *call,
     void **handle);
 void ngx_http_reverse_mcp_mailbox_cancel(void *handle);
+
+/* the caller's answer to a relayed request, to the owner: NGX_OK, NGX_ERROR */
+ngx_int_t ngx_http_reverse_mcp_mailbox_answer(void *handle, ngx_str_t *json);
+
+/*
+ * The same for a call that worker pid holds: NGX_OK (sent; what becomes
+ * of it is logged there), NGX_DECLINED (no such worker), NGX_ERROR.
+ */
+ngx_int_t ngx_http_reverse_mcp_mailbox_route(ngx_pid_t pid, uint64_t key,
+    ngx_str_t *session, ngx_str_t *json, ngx_log_t *log);
 
 /* call.c: the end of a remote call */
 void ngx_http_reverse_mcp_call_remote_done(ngx_http_reverse_mcp_call_t *call,

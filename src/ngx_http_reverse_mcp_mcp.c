@@ -321,3 +321,148 @@ ngx_http_reverse_mcp_log_level(ngx_str_t *level)
 
     return NGX_LOG_INFO;
 }
+
+
+ngx_uint_t
+ngx_http_reverse_mcp_relay_need(ngx_str_t *method, yajl_val params,
+    const char **name)
+{
+    ngx_str_t  mode;
+
+    if (method->len == sizeof("sampling/createMessage") - 1
+        && ngx_strncmp(method->data, "sampling/createMessage", method->len)
+           == 0)
+    {
+        *name = "sampling";
+        return NGX_HTTP_REVERSE_MCP_RELAY_SAMPLING;
+    }
+
+    if (method->len == sizeof("elicitation/create") - 1
+        && ngx_strncmp(method->data, "elicitation/create", method->len) == 0)
+    {
+        if (ngx_http_reverse_mcp_json_get_str(params, "mode", &mode)
+            == NGX_OK
+            && mode.len == 3 && ngx_strncmp(mode.data, "url", 3) == 0)
+        {
+            *name = "elicitation (url mode)";
+            return NGX_HTTP_REVERSE_MCP_RELAY_ELICIT_URL;
+        }
+
+        *name = "elicitation";
+        return NGX_HTTP_REVERSE_MCP_RELAY_ELICIT;
+    }
+
+    if (method->len == sizeof("roots/list") - 1
+        && ngx_strncmp(method->data, "roots/list", method->len) == 0)
+    {
+        *name = "roots";
+        return NGX_HTTP_REVERSE_MCP_RELAY_ROOTS;
+    }
+
+    *name = NULL;
+    return 0;
+}
+
+
+ngx_uint_t
+ngx_http_reverse_mcp_client_caps(yajl_val caps)
+{
+    yajl_val    v;
+    ngx_uint_t  bits;
+
+    bits = 0;
+
+    if (caps == NULL || !YAJL_IS_OBJECT(caps)) {
+        return 0;
+    }
+
+    v = ngx_http_reverse_mcp_json_get(caps, "sampling");
+    if (v && YAJL_IS_OBJECT(v)) {
+        bits |= NGX_HTTP_REVERSE_MCP_RELAY_SAMPLING;
+    }
+
+    v = ngx_http_reverse_mcp_json_get(caps, "roots");
+    if (v && YAJL_IS_OBJECT(v)) {
+        bits |= NGX_HTTP_REVERSE_MCP_RELAY_ROOTS;
+    }
+
+    v = ngx_http_reverse_mcp_json_get(caps, "elicitation");
+
+    if (v && YAJL_IS_OBJECT(v)) {
+        /* {} is form mode (2025-06-18); 2025-11-25 names the modes */
+
+        if (ngx_http_reverse_mcp_json_get(v, "form")
+            || ngx_http_reverse_mcp_json_get(v, "url") == NULL)
+        {
+            bits |= NGX_HTTP_REVERSE_MCP_RELAY_ELICIT;
+        }
+
+        if (ngx_http_reverse_mcp_json_get(v, "url")) {
+            bits |= NGX_HTTP_REVERSE_MCP_RELAY_ELICIT_URL;
+        }
+    }
+
+    return bits;
+}
+
+
+u_char *
+ngx_http_reverse_mcp_relay_id(u_char *buf, ngx_pid_t pid, uint64_t key,
+    uint64_t seq)
+{
+    return ngx_sprintf(buf, "rmcp:%P:%uL:%uL", pid, key, seq);
+}
+
+
+ngx_int_t
+ngx_http_reverse_mcp_relay_id_parse(ngx_str_t *id, ngx_pid_t *pid,
+    uint64_t *key, uint64_t *seq)
+{
+    u_char      *p, *end;
+    uint64_t     n[3];
+    ngx_uint_t   i, digits;
+
+    if (id->len < sizeof("rmcp:0:0:0") - 1
+        || ngx_strncmp(id->data, "rmcp:", 5) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    p = id->data + 5;
+    end = id->data + id->len;
+
+    for (i = 0; i < 3; i++) {
+        n[i] = 0;
+        digits = 0;
+
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (++digits > 19) {
+                return NGX_DECLINED;
+            }
+
+            n[i] = n[i] * 10 + (*p++ - '0');
+        }
+
+        if (digits == 0) {
+            return NGX_DECLINED;
+        }
+
+        if (i < 2) {
+            if (p == end || *p != ':') {
+                return NGX_DECLINED;
+            }
+
+            p++;
+        }
+    }
+
+    if (p != end || n[0] == 0 || n[0] > NGX_MAX_INT32_VALUE) {
+        return NGX_DECLINED;
+    }
+
+    *pid = (ngx_pid_t) n[0];
+    *key = n[1];
+    *seq = n[2];
+
+    return NGX_OK;
+}

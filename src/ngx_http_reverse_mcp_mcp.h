@@ -1,7 +1,10 @@
 /*
  * MCP protocol rules that do not depend on nginx events: supported
  * protocol revisions, validation of a tool definition received from a
- * reverse server, and the mapping of MCP log levels to nginx levels.
+ * reverse server, the mapping of MCP log levels to nginx levels, and the
+ * rules of relaying a server's requests to the caller of a call (which
+ * client capability a request needs, what a client declared, the gateway
+ * ids of relayed requests).
  */
 
 #ifndef _NGX_HTTP_REVERSE_MCP_MCP_H_INCLUDED_
@@ -12,6 +15,17 @@
 #include <ngx_core.h>
 #include <yajl/yajl_tree.h>
 
+
+/* call->relay (ngx_http_reverse_mcp_call.h): what a caller can answer of the server's requests */
+#define NGX_HTTP_REVERSE_MCP_RELAY_SAMPLING    0x01  /* sampling/... */
+#define NGX_HTTP_REVERSE_MCP_RELAY_ELICIT      0x02  /* elicitation, form */
+#define NGX_HTTP_REVERSE_MCP_RELAY_ELICIT_URL  0x04  /* elicitation, url */
+#define NGX_HTTP_REVERSE_MCP_RELAY_ROOTS       0x08  /* roots/list */
+#define NGX_HTTP_REVERSE_MCP_RELAY_CAPS        0x0f
+#define NGX_HTTP_REVERSE_MCP_RELAY_STREAM      0x10  /* it can be reached */
+/* why it cannot be reached, for the server's error */
+#define NGX_HTTP_REVERSE_MCP_RELAY_JSON_ONLY   0x20  /* no text/event-stream */
+#define NGX_HTTP_REVERSE_MCP_RELAY_MODERN      0x40  /* 2026-07-28 caller */
 
 /* the revision the gateway asks for in initialize */
 #define NGX_HTTP_REVERSE_MCP_PROTOCOL_VERSION  "2025-06-18"
@@ -63,6 +77,27 @@ ngx_int_t ngx_http_reverse_mcp_param_headers(yajl_val schema,
 
 /* nginx log level for an MCP logging level; NGX_LOG_INFO if unknown */
 ngx_uint_t ngx_http_reverse_mcp_log_level(ngx_str_t *level);
+
+/*
+ * The client capability (NGX_HTTP_REVERSE_MCP_RELAY_*) a server's request
+ * needs, with the capability's name in *name; 0: the gateway does not relay the method.
+ */
+ngx_uint_t ngx_http_reverse_mcp_relay_need(ngx_str_t *method,
+    yajl_val params, const char **name);
+
+/* RELAY_* capabilities of a client's "capabilities" object */
+ngx_uint_t ngx_http_reverse_mcp_client_caps(yajl_val caps);
+
+/* the gateway id of a relayed request: "rmcp:<pid>:<key>:<seq>" */
+#define NGX_HTTP_REVERSE_MCP_RELAY_ID_LEN                                    \
+    (sizeof("rmcp:::") + 3 * NGX_INT64_LEN)
+
+u_char *ngx_http_reverse_mcp_relay_id(u_char *buf, ngx_pid_t pid,
+    uint64_t key, uint64_t seq);
+
+/* parse one (the string's value): NGX_OK or NGX_DECLINED */
+ngx_int_t ngx_http_reverse_mcp_relay_id_parse(ngx_str_t *id, ngx_pid_t *pid,
+    uint64_t *key, uint64_t *seq);
 
 
 #endif /* _NGX_HTTP_REVERSE_MCP_MCP_H_INCLUDED_ */

@@ -110,6 +110,14 @@ ngx_int_t ngx_http_reverse_mcp_connector_call(uint64_t conn_id,
     ngx_http_reverse_mcp_call_t *call);
 void ngx_http_reverse_mcp_connector_cancel(ngx_http_reverse_mcp_call_t *call,
     const char *reason);
+/*
+ * The caller's answer to a relayed request of the server (json: the
+ * response with the gateway id): NGX_OK (sent to the server with its own
+ * id), NGX_DECLINED (the call or that request is no longer waiting),
+ * NGX_ERROR.
+ */
+ngx_int_t ngx_http_reverse_mcp_connector_answer(
+    ngx_http_reverse_mcp_call_t *call, ngx_str_t *json);
 
 /* ngx_http_reverse_mcp_endpoint.c */
 ngx_int_t ngx_http_reverse_mcp_endpoint_handler(ngx_http_request_t *r);

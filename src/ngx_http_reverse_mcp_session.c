@@ -22,7 +22,7 @@
 #include <openssl/rand.h>
 
 
-#define NGX_HTTP_REVERSE_MCP_SESSIONS_MAGIC  0x524d435053455331ULL
+#define NGX_HTTP_REVERSE_MCP_SESSIONS_MAGIC  0x524d435053455332ULL
 #define NGX_HTTP_REVERSE_MCP_CANCEL_RING     64
 #define NGX_HTTP_REVERSE_MCP_SWEEP_TOUCH     8
 #define NGX_HTTP_REVERSE_MCP_SWEEP_CREATE    64
@@ -43,6 +43,7 @@ typedef struct {
     uint64_t                   last_used;   /* ms since the epoch */
     ngx_msec_t                 timeout;
     ngx_uint_t                 log_level;
+    ngx_uint_t                 client_caps;
     size_t                     version_len;
     u_char                     version[
                                    NGX_HTTP_REVERSE_MCP_SESSION_VERSION_MAX];
@@ -351,8 +352,8 @@ ngx_http_reverse_mcp_sess_get(ngx_http_reverse_mcp_sess_root_t *root,
 
 ngx_int_t
 ngx_http_reverse_mcp_session_create(ngx_shm_zone_t *zone, ngx_str_t *agent,
-    ngx_str_t *version, ngx_msec_t timeout, ngx_uint_t max, u_char *id,
-    const char **reason)
+    ngx_str_t *version, ngx_uint_t client_caps, ngx_msec_t timeout,
+    ngx_uint_t max, u_char *id, const char **reason)
 {
     u_char                              rnd[NGX_HTTP_REVERSE_MCP_SESSION_ID_LEN
                                             / 2];
@@ -440,6 +441,7 @@ ngx_http_reverse_mcp_session_create(ngx_shm_zone_t *zone, ngx_str_t *agent,
     s->last_used = now;
     s->timeout = timeout;
     s->log_level = 0;
+    s->client_caps = client_caps;
     s->version_len = version->len;
     ngx_memcpy(s->version, version->data, version->len);
 
@@ -486,6 +488,7 @@ ngx_http_reverse_mcp_session_touch(ngx_shm_zone_t *zone, ngx_str_t *id,
             info->version.data = info->version_data;
             info->version.len = s->version_len;
             info->log_level = s->log_level;
+            info->client_caps = s->client_caps;
         }
     }
 

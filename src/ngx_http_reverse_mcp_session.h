@@ -3,7 +3,8 @@
  * zone, so that any worker accepts a session another worker created.
  *
  * Owns: session ids (32 lowercase hex digits from RAND_bytes), the
- * session's agent, negotiated protocol revision, logging level and idle
+ * session's agent, negotiated protocol revision, the client's capabilities
+ * (what requests of the servers it can be relayed), logging level and idle
  * expiry; the per-agent session count and its cap; and a small ring of
  * cancellations (notifications/cancelled, DELETE) that the worker holding
  * the cancelled call picks up.  Locking: the slab pool's mutex only.
@@ -29,6 +30,8 @@ typedef struct {
     ngx_uint_t                 log_level;   /* 0: never set (no
                                                logging/setLevel); else 1 +
                                                0 (debug) .. 7 (emergency) */
+    ngx_uint_t                 client_caps; /* NGX_HTTP_REVERSE_MCP_RELAY_*
+                                               of its initialize */
 } ngx_http_reverse_mcp_session_info_t;
 
 
@@ -42,13 +45,15 @@ typedef struct {
 
 
 /*
- * A new session of agent with the negotiated version; its id is written
+ * A new session of agent with the negotiated version and the client's
+ * capabilities (NGX_HTTP_REVERSE_MCP_RELAY_*); its id is written
  * to id (SESSION_ID_LEN bytes).  Returns NGX_OK, NGX_BUSY (the agent has
  * max sessions already, or the zone is short of memory: *reason says
  * which) or NGX_ERROR (no random bytes, or no memory: *reason).
  */
 ngx_int_t ngx_http_reverse_mcp_session_create(ngx_shm_zone_t *zone,
-    ngx_str_t *agent, ngx_str_t *version, ngx_msec_t timeout,
+    ngx_str_t *agent, ngx_str_t *version, ngx_uint_t client_caps,
+    ngx_msec_t timeout,
     ngx_uint_t max, u_char *id, const char **reason);
 
 /*

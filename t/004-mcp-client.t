@@ -142,7 +142,10 @@ is($init->{method}, 'initialize', 'first message: initialize');
 like($init->{id}, qr/^\d+$/, 'initialize has a numeric id');
 is($init->{jsonrpc}, '2.0', 'jsonrpc 2.0');
 is($init->{params}{protocolVersion}, '2025-06-18', 'asks for 2025-06-18');
-is_deeply($init->{params}{capabilities}, {}, 'client capabilities {}');
+is_deeply($init->{params}{capabilities},
+          { sampling => {}, elicitation => { form => {}, url => {} },
+            roots => {} },
+          'client capabilities: what the gateway relays to its callers');
 is($init->{params}{clientInfo}{name}, 'ngx_http_reverse_mcp_module',
    'clientInfo.name');
 is($init->{params}{clientInfo}{version}, status_json()->{module_version},
@@ -602,9 +605,18 @@ $s->send_json({ jsonrpc => '2.0', id => 0, method => 'ping' });
 is_deeply($s->wait_response(0, 2),
           { jsonrpc => '2.0', id => 0, result => {} }, 'ping with id 0');
 
-for my $m ('roots/list', 'sampling/createMessage', 'elicitation/create',
-           'tools/call')
-{
+for my $m ('roots/list', 'sampling/createMessage', 'elicitation/create') {
+    my $rid = $s->request($m, { x => 1 });
+    is_deeply($s->wait_response($rid, 2),
+              { jsonrpc => '2.0', id => $rid,
+                error => { code => -32600, message => "$m: no call is in "
+                           . "flight on this connection, so no client can "
+                           . "answer it" } },
+              "$m without a call in flight: -32600, saying so");
+    ok(log_has(0, qr/\[info\] .*reverse_mcp: server "s1" request "\Q$m\E" not relayed, answering -32600: /),
+       "$m: logged");
+}
+for my $m ('tools/call') {
     my $rid = $s->request($m, { x => 1 });
     is_deeply($s->wait_response($rid, 2),
               { jsonrpc => '2.0', id => $rid,
@@ -807,7 +819,9 @@ is_deeply($s->wait_response('a', 2),
           { jsonrpc => '2.0', id => 'a', result => {} }, 'frame: first');
 is_deeply($s->wait_response('b', 2),
           { jsonrpc => '2.0', id => 'b',
-            error => { code => -32601, message => 'Method not found: roots/list' } },
+            error => { code => -32600, message => 'roots/list: no call is '
+                       . 'in flight on this connection, so no client can '
+                       . 'answer it' } },
           'frame: second');
 is_deeply($s->wait_response('c', 2),
           { jsonrpc => '2.0', id => 'c', result => {} }, 'frame: third (CRLF)');

@@ -78,7 +78,11 @@ for my $i (1 .. 6) {
 }
 my $resp = mcp(session => $sid, msg => { jsonrpc => '2.0', id => 5,
                                          result => {} });
-is($resp->{status}, 202, 'a response from the client: 202');
+is($resp->{status}, 400,
+   'a response to no request of the gateway: 400 (t/014 has the relayed)');
+is_deeply($resp->{json}{error}, { code => -32600, message => 'Invalid '
+          . 'Request: the gateway sent no request with id 5' },
+          '... -32600, saying so');
 my $lv = mcp(session => $sid, msg => req(7, 'logging/setLevel',
                                          { level => 'warning' }));
 is_deeply($lv->{json}{result}, {}, 'logging/setLevel: {}');
