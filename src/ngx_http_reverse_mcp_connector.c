@@ -206,6 +206,8 @@ static ngx_int_t ngx_http_reverse_mcp_reply_error(
     ngx_str_t *message);
 static void ngx_http_reverse_mcp_relays_fail(
     ngx_http_reverse_mcp_pending_t *pd, const char *why);
+static void ngx_http_reverse_mcp_relay_cancelled(
+    ngx_http_reverse_mcp_conn_t *ctx, yajl_val params, yajl_val msg);
 static void ngx_http_reverse_mcp_handle_notification(
     ngx_http_reverse_mcp_conn_t *ctx, ngx_str_t *method, yajl_val params,
     yajl_val msg);
@@ -2298,6 +2300,15 @@ ngx_http_reverse_mcp_handle_notification(ngx_http_reverse_mcp_conn_t *ctx,
         return;
     }
 
+    if (method->len == sizeof("notifications/cancelled") - 1
+        && ngx_strncmp(method->data, "notifications/cancelled",
+                       method->len) == 0)
+    {
+        /* the server gives up one of its requests: its caller is told */
+        ngx_http_reverse_mcp_relay_cancelled(ctx, params, msg);
+        return;
+    }
+
     if (ctx->npending
         && ngx_http_reverse_mcp_route_notification(ctx, method, msg)
            == NGX_OK)
@@ -3170,6 +3181,87 @@ ngx_http_reverse_mcp_relays_fail(ngx_http_reverse_mcp_pending_t *pd,
                                                 &m);
         ngx_free(rl);
     }
+}
+
+
+/*
+ * notifications/cancelled of the server for a request it relayed to a
+ * caller: to that caller, with the gateway id; the request no longer waits
+ * for an answer.  Others (the server sent no such request) are ignored.
+ */
+static void
+ngx_http_reverse_mcp_relay_cancelled(ngx_http_reverse_mcp_conn_t *ctx,
+    yajl_val params, yajl_val msg)
+{
+    u_char                          *p, lit[NGX_HTTP_REVERSE_MCP_RELAY_ID_LEN
+                                            + 2];
+    ngx_str_t                        rid, literal, json;
+    ngx_queue_t                     *q;
+    ngx_rbtree_node_t               *node;
+    ngx_http_reverse_mcp_call_t     *call;
+    ngx_http_reverse_mcp_relay_t    *rl;
+    ngx_http_reverse_mcp_pending_t  *pd;
+
+    if (ctx->npending == 0
+        || ngx_http_reverse_mcp_json_get(params, "requestId") == NULL
+        || ngx_http_reverse_mcp_json_dump(ctx->tmp_pool,
+               ngx_http_reverse_mcp_json_get(params, "requestId"), &rid)
+           != NGX_OK)
+    {
+        return;
+    }
+
+    for (node = ngx_rbtree_min(ctx->pending.root, ctx->pending.sentinel);
+         node;
+         node = ngx_rbtree_next(&ctx->pending, node))
+    {
+        pd = (ngx_http_reverse_mcp_pending_t *) node;
+
+        for (q = ngx_queue_head(&pd->relays);
+             q != ngx_queue_sentinel(&pd->relays);
+             q = ngx_queue_next(q))
+        {
+            rl = ngx_queue_data(q, ngx_http_reverse_mcp_relay_t, queue);
+
+            if (rl->id.len != rid.len
+                || ngx_strncmp(rl->id.data, rid.data, rid.len) != 0)
+            {
+                continue;
+            }
+
+            call = pd->call;
+
+            lit[0] = '"';
+            p = ngx_http_reverse_mcp_relay_id(lit + 1, call->caller_pid,
+                                              call->key, rl->seq);
+            *p++ = '"';
+            literal.data = lit;
+            literal.len = p - lit;
+
+            ngx_queue_remove(q);
+            ngx_free(rl);
+
+            ngx_log_error(NGX_LOG_INFO, ctx->connection->log, 0,
+                          "reverse_mcp: server \"%V\" cancelled its request "
+                          "%V (relayed as %V)", &ctx->server, &rid,
+                          &literal);
+
+            if (call->notify
+                && ngx_http_reverse_mcp_json_dump_replace(ctx->tmp_pool, msg,
+                       ngx_http_reverse_mcp_json_get(params, "requestId"),
+                       &literal, &json)
+                   == NGX_OK)
+            {
+                call->notify(call, &json);
+            }
+
+            return;
+        }
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ctx->connection->log, 0,
+                   "reverse_mcp: server \"%V\" cancelled %V, which is no "
+                   "relayed request, ignored", &ctx->server, &rid);
 }
 
 

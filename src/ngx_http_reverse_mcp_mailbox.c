@@ -81,6 +81,8 @@ static void ngx_http_reverse_mcp_mb_peer_error(
 static void ngx_http_reverse_mcp_mb_peer_close(
     ngx_http_reverse_mcp_mb_peer_t *peer);
 
+static ngx_int_t ngx_http_reverse_mcp_mb_connect(
+    ngx_http_reverse_mcp_mb_client_t *cl, ngx_uint_t log_error);
 static void ngx_http_reverse_mcp_mb_client_write(ngx_event_t *ev);
 static void ngx_http_reverse_mcp_mb_client_read(ngx_event_t *ev);
 static void ngx_http_reverse_mcp_mb_client_fail(
@@ -851,6 +853,48 @@ ngx_http_reverse_mcp_mb_peer_close(ngx_http_reverse_mcp_mb_peer_t *peer)
 /* the caller's side */
 
 
+/*
+ * Connect cl to the mailbox at cl->sun: ngx_event_connect_peer()'s
+ * result; on a failure the connection and the queued frames are gone.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_mb_connect(ngx_http_reverse_mcp_mb_client_t *cl,
+    ngx_uint_t log_error)
+{
+    ngx_int_t          rc;
+    ngx_connection_t  *c;
+
+    cl->name.data = (u_char *) cl->sun.sun_path;
+    cl->name.len = ngx_strlen(cl->sun.sun_path);
+
+    cl->pc.sockaddr = (struct sockaddr *) &cl->sun;
+    cl->pc.socklen = sizeof(struct sockaddr_un);
+    cl->pc.name = &cl->name;
+    cl->pc.get = ngx_event_get_peer;
+    cl->pc.log = cl->log;
+    cl->pc.log_error = log_error;
+
+    rc = ngx_event_connect_peer(&cl->pc);
+
+    if (rc == NGX_ERROR || rc == NGX_DECLINED || rc == NGX_BUSY) {
+
+        if (cl->pc.connection) {
+            ngx_close_connection(cl->pc.connection);
+            cl->pc.connection = NULL;
+        }
+
+        ngx_http_reverse_mcp_outq_free(&cl->outq);
+        return rc;
+    }
+
+    c = cl->pc.connection;
+    c->data = cl;
+    c->write->handler = ngx_http_reverse_mcp_mb_client_write;
+
+    return rc;
+}
+
+
 ngx_int_t
 ngx_http_reverse_mcp_mailbox_call(ngx_http_reverse_mcp_call_t *call,
     void **handle)
@@ -924,25 +968,9 @@ ngx_http_reverse_mcp_mailbox_call(ngx_http_reverse_mcp_call_t *call,
         return NGX_ERROR;
     }
 
-    cl->name.data = (u_char *) cl->sun.sun_path;
-    cl->name.len = ngx_strlen(cl->sun.sun_path);
-
-    cl->pc.sockaddr = (struct sockaddr *) &cl->sun;
-    cl->pc.socklen = sizeof(struct sockaddr_un);
-    cl->pc.name = &cl->name;
-    cl->pc.get = ngx_event_get_peer;
-    cl->pc.log = call->log;
-    cl->pc.log_error = NGX_ERROR_ERR;
-
-    rc = ngx_event_connect_peer(&cl->pc);
+    rc = ngx_http_reverse_mcp_mb_connect(cl, NGX_ERROR_ERR);
 
     if (rc == NGX_ERROR || rc == NGX_DECLINED || rc == NGX_BUSY) {
-
-        if (cl->pc.connection) {
-            ngx_close_connection(cl->pc.connection);
-        }
-
-        ngx_http_reverse_mcp_outq_free(&cl->outq);
         ngx_free(cl);
 
         if (rc == NGX_ERROR) {
@@ -964,9 +992,7 @@ ngx_http_reverse_mcp_mailbox_call(ngx_http_reverse_mcp_call_t *call,
     }
 
     c = cl->pc.connection;
-    c->data = cl;
     c->read->handler = ngx_http_reverse_mcp_mb_client_read;
-    c->write->handler = ngx_http_reverse_mcp_mb_client_write;
 
     *handle = cl;
 
@@ -1174,6 +1200,7 @@ ngx_http_reverse_mcp_mailbox_route(ngx_pid_t pid, uint64_t key,
     u_char                            *p;
     ngx_int_t                          rc;
     ngx_str_t                          hdr;
+    ngx_file_info_t                    fi;
     ngx_connection_t                  *c;
     ngx_http_reverse_mcp_mb_client_t  *cl;
 
@@ -1191,6 +1218,17 @@ ngx_http_reverse_mcp_mailbox_route(ngx_pid_t pid, uint64_t key,
     {
         ngx_free(cl);
         return NGX_ERROR;
+    }
+
+    /* the pid comes from the caller: no worker, no mailbox, no connect */
+
+    if (ngx_file_info(cl->sun.sun_path, &fi) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "reverse_mcp: an answer to a relayed request of a call "
+                      "of worker %P, which has no mailbox (gone?), dropped",
+                      pid);
+        ngx_free(cl);
+        return NGX_DECLINED;
     }
 
     hdr.len = sizeof("{\"key\":,\"session\":}\n") + NGX_INT64_LEN
@@ -1217,39 +1255,21 @@ ngx_http_reverse_mcp_mailbox_route(ngx_pid_t pid, uint64_t key,
         return NGX_ERROR;
     }
 
-    cl->name.data = (u_char *) cl->sun.sun_path;
-    cl->name.len = ngx_strlen(cl->sun.sun_path);
-
-    cl->pc.sockaddr = (struct sockaddr *) &cl->sun;
-    cl->pc.socklen = sizeof(struct sockaddr_un);
-    cl->pc.name = &cl->name;
-    cl->pc.get = ngx_event_get_peer;
-    cl->pc.log = log;
-    cl->pc.log_error = NGX_ERROR_INFO;
-
-    rc = ngx_event_connect_peer(&cl->pc);
+    rc = ngx_http_reverse_mcp_mb_connect(cl, NGX_ERROR_INFO);
 
     if (rc == NGX_ERROR || rc == NGX_DECLINED || rc == NGX_BUSY) {
         ngx_log_error(NGX_LOG_INFO, log, 0,
                       "reverse_mcp: an answer to a relayed request of a call "
-                      "of worker %P, which cannot be reached (gone?), "
-                      "dropped", pid);
-
-        if (cl->pc.connection) {
-            ngx_close_connection(cl->pc.connection);
-            cl->pc.connection = NULL;
-        }
-
-        ngx_http_reverse_mcp_outq_free(&cl->outq);
+                      "of worker %P, which cannot be reached, dropped",
+                      pid);
         ngx_free(cl);
 
         return rc == NGX_ERROR ? NGX_ERROR : NGX_DECLINED;
     }
 
+    /* nothing is read: the owner closes once it has the frame */
     c = cl->pc.connection;
-    c->data = cl;
     c->read->handler = ngx_http_reverse_mcp_mb_client_write;
-    c->write->handler = ngx_http_reverse_mcp_mb_client_write;
 
     if (rc == NGX_OK) {
         ngx_http_reverse_mcp_mb_client_write(c->write);

@@ -82,7 +82,9 @@ for my $s (qw(server-initialize ping logging-set-level tools-list
               resources-templates-read resources-subscribe
               resources-unsubscribe prompts-list prompts-get-simple
               prompts-get-with-args prompts-get-embedded-resource
-              prompts-get-with-image completion-complete))
+              prompts-get-with-image completion-complete
+              tools-call-sampling tools-call-elicitation
+              elicitation-sep1034-defaults elicitation-sep1330-enums))
 {
     like($out, qr/^\S+ \Q$s\E: [1-9]\d* passed, 0 failed$/m, "$s passes");
 }

@@ -29,6 +29,7 @@ use Test::Nginx::ReverseMCP ();
 
 use Exporter 'import';
 our @EXPORT = qw(enc dec tool up mcp_start mcp_poll mcp_finish mcp
+                 worker_socket
                  parse_http sse_events parse_response events_of req session names modern
                  node_start node_wait node_gone node_kill slurp
                  demo_server entry wait_entry
@@ -81,11 +82,40 @@ sub up {
     return $s;
 }
 
+# A connection held by nginx worker $pid (blocking): each try sends
+# GET /status on a keep-alive connection first (the configuration needs
+# "location = /status { reverse_mcp_status; }"), whose "pid" says which
+# worker holds it; dies after 40 tries
+sub worker_socket {
+    my ($pid) = @_;
+    for my $try (1 .. 40) {
+        my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                         PeerPort => port(), Timeout => 5)
+            or die "connect: $!\n";
+        print $sock "GET /status HTTP/1.1\r\nHost: localhost\r\n\r\n";
+        my $buf = '';
+        while ($buf !~ /\r\n\r\n/) {
+            sysread($sock, $buf, 65536, length $buf) or last;
+        }
+        my ($len) = $buf =~ /^Content-Length:\s*(\d+)/mi;
+        die "GET /status: no Content-Length\n" unless defined $len;
+        my $want = index($buf, "\r\n\r\n") + 4 + $len;
+        while (length $buf < $want) {
+            sysread($sock, $buf, $want - length $buf, length $buf) or last;
+        }
+        my $j = eval { $J->decode(substr $buf, index($buf, "\r\n\r\n") + 4) };
+        return $sock if $j && $j->{pid} == $pid;
+        close $sock;
+    }
+    die "no connection landed on worker $pid in 40 tries\n";
+}
+
 # Starts an HTTP request on a non-blocking socket ("Connection: close").
 # %o: method (POST), path (/mcp), msg (encoded as JSON) or raw (the body),
 # session, version (MCP-Protocol-Version), accept (undef: none),
 # content_type, host, port, headers => [ name => value, ... ],
-# servers => [ reverse servers to pump ]
+# servers => [ reverse servers to pump ], worker => pid of the nginx
+# worker that must serve it (worker_socket())
 sub mcp_start {
     my (%o) = @_;
     my $method = $o{method} // 'POST';
@@ -108,7 +138,8 @@ sub mcp_start {
             if length $body || $method eq 'POST';
     $req .= "Connection: close\r\n\r\n$body";
 
-    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+    my $sock = $o{worker} ? worker_socket($o{worker})
+             : IO::Socket::INET->new(PeerAddr => '127.0.0.1',
                                      PeerPort => $o{port} // port(),
                                      Timeout => 5)
         or die "connect: $!\n";
