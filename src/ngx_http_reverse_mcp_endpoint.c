@@ -269,7 +269,8 @@ static ngx_int_t ngx_http_reverse_mcp_ep_caps(ngx_http_request_t *r,
     yajl_val *tree);
 static ngx_int_t ngx_http_reverse_mcp_ep_init_caps(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_str_t *out);
-static ngx_int_t ngx_http_reverse_mcp_ep_gen_cap(yajl_gen g, yajl_val obj);
+static ngx_int_t ngx_http_reverse_mcp_ep_gen_cap(yajl_gen g, yajl_val obj,
+    ngx_uint_t list_changed);
 static ngx_int_t ngx_http_reverse_mcp_ep_forward(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_ctx_t *ctx, ngx_http_reverse_mcp_ep_method_t *m,
     yajl_val params);
@@ -2491,7 +2492,8 @@ ngx_http_reverse_mcp_ep_init_caps(ngx_http_request_t *r,
                             ngx_strlen(name))
             != yajl_gen_status_ok
             || ngx_http_reverse_mcp_ep_gen_cap(g,
-                                    ngx_http_reverse_mcp_json_get(tree, name))
+                                    ngx_http_reverse_mcp_json_get(tree, name),
+                                    ctx->modern && i < 2)
                != NGX_OK)
         {
             goto failed;
@@ -2528,9 +2530,14 @@ failed:
 }
 
 
-/* a capability object but its notification flags; obj NULL: {} */
+/*
+ * A capability object but its notification flags; obj NULL: {}.
+ * list_changed: "listChanged":true (2026-07-28: subscriptions/listen
+ * carries prompts and resources list_changed).
+ */
 static ngx_int_t
-ngx_http_reverse_mcp_ep_gen_cap(yajl_gen g, yajl_val obj)
+ngx_http_reverse_mcp_ep_gen_cap(yajl_gen g, yajl_val obj,
+    ngx_uint_t list_changed)
 {
     size_t       i;
     const char  *k;
@@ -2555,6 +2562,14 @@ ngx_http_reverse_mcp_ep_gen_cap(yajl_gen g, yajl_val obj)
         {
             return NGX_ERROR;
         }
+    }
+
+    if (list_changed
+        && (yajl_gen_string(g, (const unsigned char *) "listChanged", 11)
+            != yajl_gen_status_ok
+            || yajl_gen_bool(g, 1) != yajl_gen_status_ok))
+    {
+        return NGX_ERROR;
     }
 
     if (yajl_gen_map_close(g) != yajl_gen_status_ok) {

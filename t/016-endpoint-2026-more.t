@@ -207,6 +207,17 @@ is($main::J->encode($ack->{params}),
 my $caps = { tools => {}, prompts => { listChanged => \1 },
              resources => { listChanged => \1 } };
 my $s1 = up(name => 's1', capabilities => $caps);
+my $d = mcp(modern(1, 'server/discover'));
+is(enc($d->{json}{result}{capabilities}{prompts}), '{"listChanged":true}',
+   'server/discover: prompts with listChanged');
+is(enc($d->{json}{result}{capabilities}{resources}), '{"listChanged":true}',
+   '... resources too');
+my $init = mcp(msg => req(2, 'initialize', { protocolVersion => '2025-11-25',
+                                              capabilities => {},
+                                              clientInfo => { name => 't',
+                                                              version => '1' } }));
+is(enc($init->{json}{result}{capabilities}{prompts}), '{}',
+   'a legacy initialize: no listChanged (its GET stream carries tools only)');
 ok(mcp_poll($pr, 5, sub { $count->({ buf => $_[0] }, 'prompts') >= 1
                           && $count->({ buf => $_[0] }, 'resources') >= 1 }),
    'a server came: prompts and resources list_changed');
