@@ -47,7 +47,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 BUILD = os.path.join(ROOT, "build")
-MODULE = os.path.join(BUILD, "ngx_http_reverse_mcp_module.so")
+MODULE = os.environ.get("BENCH_MODULE", os.path.join(BUILD, "ngx_http_reverse_mcp_module.so"))
 MCPFAST = os.path.join(BUILD, "mcpfast")
 NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
 LUA = os.path.join(HERE, "mcp.lua")
@@ -288,6 +288,7 @@ http {{
     uwsgi_temp_path temp/uwsgi;
     scgi_temp_path temp/scgi;
     reverse_mcp_zone bench:{zone};
+    reverse_mcp_max_message 64m;
     reverse_mcp_agent bench {{
         max_servers 20000;
         max_tools 1000000;
@@ -570,11 +571,13 @@ def callable_check(port, path, sid, n, dur):
 
 CONCS = [1, 16, 64]
 BLOB = 1 << 20
+BLOB16 = 16 << 20          # big16.* cells (reverse_mcp_max_message 64m)
 
 
 def section_calls():
     echo = body_file("echo.json", echo_body("b0__echo"))
     blob = body_file("blob.json", blob_body("b0__blob", BLOB))
+    blob16 = body_file("blob16.json", blob_body("b0__blob", BLOB16))
     echo_direct_note = ("direct: the same tools/call (tool \"echo\") over one WebSocket to the "
                         "same mcpfast server, c requests in flight")
     results["notes"].append(echo_direct_note)
@@ -605,13 +608,14 @@ def section_calls():
                              lambda: run_http(ng.http_rp, path, sid, echo, conns, c, DUR),
                              pids)
             if workers == 1 and "5" in SECTIONS:
-                for name, path in (("gw", "/mcp"), ("mb", "/mcpmb")):
-                    st, data = mcp_call(ng.http, path, sid, blob_body("b0__blob", BLOB))
-                    if st != 200 or len(data) < BLOB:
-                        raise RuntimeError(f"blob check {path}: HTTP {st} {len(data)} bytes")
-                    cell(f"big.{name}.c1",
-                         lambda: run_wrk(f"http://127.0.0.1:{ng.http}{path}", 1, DUR,
-                                         {"WRK_BODY_FILE": blob, "MCP_SID": sid}), pids)
+                for tag, size, body in (("big", BLOB, blob), ("big16", BLOB16, blob16)):
+                    for name, path in (("gw", "/mcp"), ("mb", "/mcpmb")):
+                        st, data = mcp_call(ng.http, path, sid, blob_body("b0__blob", size))
+                        if st != 200 or len(data) < size:
+                            raise RuntimeError(f"blob check {path}: HTTP {st} {len(data)} bytes")
+                        cell(f"{tag}.{name}.c1",
+                             lambda: run_wrk(f"http://127.0.0.1:{ng.http}{path}", 1, DUR,
+                                             {"WRK_BODY_FILE": body, "MCP_SID": sid}), pids)
         finally:
             srv.stop()
             ng.stop()
@@ -620,6 +624,7 @@ def section_calls():
         cell(f"calls.direct.c{c}", lambda: run_direct(c, DUR), lambda: [])
     if "5" in SECTIONS:
         cell("big.direct.c1", lambda: run_direct(1, DUR, BLOB), lambda: [])
+        cell("big16.direct.c1", lambda: run_direct(1, DUR, BLOB16), lambda: [])
 
     peer = Peer(10)
     srv = Servers(peer.ws, 1)
@@ -958,12 +963,15 @@ def report():
                      f"client saw every tools/list answered at {sm['client_all_listed_ms']:.0f} ms",
                      "", ""))
 
-    for k, label in (("gw", "same worker"), ("mb", "forced mailbox"), ("sdk", "SDK gateway")):
-        key = f"big.{k}.c1"
-        if C.get(key):
-            rows.append((f"1 MiB results, c1, MB/s, {label}", f"{g(key, 'mbps'):,.0f}",
-                         f"direct WebSocket (same server): {g('big.direct.c1', 'mbps') or 0:,.0f}",
-                         ratio(g(key, "mbps"), g("big.direct.c1", "mbps")), ""))
+    for tag, size in (("big", "1 MiB"), ("big16", "16 MiB")):
+        for k, label in (("gw", "same worker"), ("mb", "forced mailbox"),
+                         ("sdk", "SDK gateway")):
+            key = f"{tag}.{k}.c1"
+            base = f"{tag}.direct.c1"
+            if C.get(key):
+                rows.append((f"{size} results, c1, MB/s, {label}", f"{g(key, 'mbps'):,.0f}",
+                             f"direct WebSocket (same server): {g(base, 'mbps') or 0:,.0f}",
+                             ratio(g(key, "mbps"), g(base, "mbps")), ""))
 
     out = ["| metric | gateway | baseline (same run) | ratio | target |",
            "| --- | --- | --- | --- | --- |"]
@@ -999,7 +1007,7 @@ def report():
                            f"| {c} | {fmt_rate(x.get('rps'))} (all) | "
                            f"{fmt_us(x.get(w + '_p50_us'))} | {fmt_us(x.get(w + '_p99_us'))} | "
                            f"{x.get('noise', 0):.2f} | {x['n']} |")
-    for key in sorted(k for k in C if k.startswith(("list.", "big.")) and isinstance(C[k], dict)):
+    for key in sorted(k for k in C if k.startswith(("list.", "big")) and isinstance(C[k], dict)):
         x = C[key]
         det.append(f"| {key} | 1 | {fmt_rate(x.get('rps'))} | {fmt_us(x.get('p50_us'))} | "
                    f"{fmt_us(x.get('p99_us'))} | {x.get('noise', 0):.2f} | {x['n']} |")

@@ -190,7 +190,12 @@ static void ngx_http_reverse_mcp_deregister(ngx_http_reverse_mcp_conn_t *ctx);
 static void ngx_http_reverse_mcp_maybe_done(ngx_http_reverse_mcp_conn_t *ctx);
 
 static void ngx_http_reverse_mcp_handle_payload(
+    ngx_http_reverse_mcp_conn_t *ctx, int opcode, const u_char *p,
+    size_t len);
+static ngx_int_t ngx_http_reverse_mcp_fast_response(
     ngx_http_reverse_mcp_conn_t *ctx, const u_char *p, size_t len);
+static ngx_http_reverse_mcp_pending_t *ngx_http_reverse_mcp_pending_find(
+    ngx_http_reverse_mcp_conn_t *ctx, int64_t id);
 static void ngx_http_reverse_mcp_handle_frame(
     ngx_http_reverse_mcp_conn_t *ctx, const u_char *p, size_t len);
 static void ngx_http_reverse_mcp_handle_message(
@@ -1646,7 +1651,7 @@ ngx_http_reverse_mcp_on_message(void *data, int opcode,
 
     (void) ngx_atomic_fetch_add(&ctx->stats->messages_in, 1);
 
-    ngx_http_reverse_mcp_handle_payload(ctx, payload, len);
+    ngx_http_reverse_mcp_handle_payload(ctx, opcode, payload, len);
 
     return ctx->stop;
 }
@@ -1824,8 +1829,14 @@ ngx_http_reverse_mcp_write(ngx_http_reverse_mcp_conn_t *ctx)
 
 static void
 ngx_http_reverse_mcp_handle_payload(ngx_http_reverse_mcp_conn_t *ctx,
-    const u_char *p, size_t len)
+    int opcode, const u_char *p, size_t len)
 {
+    if (opcode == NGX_HTTP_REVERSE_MCP_WS_OP_TEXT && ctx->npending
+        && ngx_http_reverse_mcp_fast_response(ctx, p, len) == NGX_OK)
+    {
+        return;
+    }
+
     ctx->tmp_pool = ngx_create_pool(1024, ctx->connection->log);
     if (ctx->tmp_pool == NULL) {
         ngx_http_reverse_mcp_abort(ctx);
@@ -1836,6 +1847,65 @@ ngx_http_reverse_mcp_handle_payload(ngx_http_reverse_mcp_conn_t *ctx,
 
     ngx_destroy_pool(ctx->tmp_pool);
     ctx->tmp_pool = NULL;
+}
+
+
+/*
+ * The answer to a call, passed on as the server wrote it: no tree, no
+ * regenerated JSON (the scanner still checks it all).  Anything else goes
+ * to handle_frame().
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_fast_response(ngx_http_reverse_mcp_conn_t *ctx,
+    const u_char *p, size_t len)
+{
+    int64_t                          id;
+    ngx_str_t                        value;
+    ngx_uint_t                       is_error;
+    ngx_http_reverse_mcp_pending_t  *pd;
+
+    if (ngx_http_reverse_mcp_json_scan_response(p, len, &id, &value,
+                                                &is_error)
+        != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    pd = ngx_http_reverse_mcp_pending_find(ctx, id);
+
+    if (pd == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_reverse_mcp_pending_finish(pd, is_error, &value);
+
+    return NGX_OK;
+}
+
+
+static ngx_http_reverse_mcp_pending_t *
+ngx_http_reverse_mcp_pending_find(ngx_http_reverse_mcp_conn_t *ctx,
+    int64_t id)
+{
+    ngx_rbtree_node_t  *node, *sentinel;
+
+    if (id <= 0) {
+        return NULL;
+    }
+
+    node = ctx->pending.root;
+    sentinel = ctx->pending.sentinel;
+
+    while (node != sentinel) {
+        if ((ngx_rbtree_key_t) id == node->key) {
+            return (ngx_http_reverse_mcp_pending_t *) node;
+        }
+
+        node = ((ngx_rbtree_key_t) id < node->key) ? node->left
+                                                   : node->right;
+    }
+
+    return NULL;
 }
 
 
@@ -2411,8 +2481,10 @@ static void
 ngx_http_reverse_mcp_handle_response(ngx_http_reverse_mcp_conn_t *ctx,
     yajl_val msg, yajl_val id)
 {
-    int64_t   n;
-    yajl_val  result, error;
+    int64_t                          n;
+    yajl_val                         result, error;
+    ngx_str_t                        json;
+    ngx_http_reverse_mcp_pending_t  *pd;
 
     result = ngx_http_reverse_mcp_json_get(msg, "result");
     error = ngx_http_reverse_mcp_json_get(msg, "error");
@@ -2423,41 +2495,26 @@ ngx_http_reverse_mcp_handle_response(ngx_http_reverse_mcp_conn_t *ctx,
 
     n = YAJL_GET_INTEGER(id);
 
-    if (ctx->npending) {
-        ngx_rbtree_node_t  *node, *sentinel;
+    pd = ngx_http_reverse_mcp_pending_find(ctx, n);
 
-        node = ctx->pending.root;
-        sentinel = ctx->pending.sentinel;
-
-        while (node != sentinel) {
-            if ((ngx_rbtree_key_t) n == node->key) {
-                ngx_str_t  json;
-
-                if (ngx_http_reverse_mcp_json_dump(ctx->tmp_pool,
-                                                   error ? error : result,
-                                                   &json)
-                    != NGX_OK)
-                {
-                    ngx_http_reverse_mcp_abort(ctx);
-                    return;
-                }
-
-                if (error && !YAJL_IS_OBJECT(error)) {
-                    ngx_http_reverse_mcp_close(ctx,
+    if (pd) {
+        if (error && !YAJL_IS_OBJECT(error)) {
+            ngx_http_reverse_mcp_close(ctx,
                                        NGX_HTTP_REVERSE_MCP_WS_CLOSE_PROTOCOL,
                                        "JSON-RPC error is not an object");
-                    return;
-                }
-
-                ngx_http_reverse_mcp_pending_finish(
-                    (ngx_http_reverse_mcp_pending_t *) node, error != NULL,
-                    &json);
-                return;
-            }
-
-            node = ((ngx_rbtree_key_t) n < node->key) ? node->left
-                                                      : node->right;
+            return;
         }
+
+        if (ngx_http_reverse_mcp_json_dump(ctx->tmp_pool,
+                                           error ? error : result, &json)
+            != NGX_OK)
+        {
+            ngx_http_reverse_mcp_abort(ctx);
+            return;
+        }
+
+        ngx_http_reverse_mcp_pending_finish(pd, error != NULL, &json);
+        return;
     }
 
     if (n == ctx->init_id && ctx->state == NGX_HTTP_REVERSE_MCP_ST_INIT) {

@@ -138,6 +138,11 @@ typedef struct {
 } ngx_http_reverse_mcp_ep_method_t;
 
 
+/* what a reply puts before a "result" value (one byte less for "error") */
+#define NGX_HTTP_REVERSE_MCP_EP_REPLY_HEAD                                   \
+    "{\"jsonrpc\":\"2.0\",\"id\":,\"result\":"
+
+
 /* one server's part of a request the aggregate sends to several */
 typedef struct {
     ngx_http_reverse_mcp_call_t           call;
@@ -174,6 +179,8 @@ struct ngx_http_reverse_mcp_ep_ctx_s {
     ngx_queue_t                           queue;    /* calls in flight */
     ngx_event_t                           done_ev;
     ngx_str_t                             result;
+    u_char                               *result_room; /* result.data when
+                                                  the reply fits around it */
     ngx_uint_t                            is_error;
 
     unsigned                              accept_json:1;
@@ -3612,6 +3619,8 @@ static void
 ngx_http_reverse_mcp_ep_done(ngx_http_reverse_mcp_call_t *call,
     ngx_uint_t is_error, ngx_str_t *json)
 {
+    u_char                         *p;
+    size_t                          room;
     ngx_http_reverse_mcp_ep_ctx_t  *ctx;
 
     ctx = call->data;
@@ -3626,14 +3635,21 @@ ngx_http_reverse_mcp_ep_done(ngx_http_reverse_mcp_call_t *call,
     ngx_http_reverse_mcp_ep_stop(ctx, 0);
 
     ctx->is_error = is_error;
-    ctx->result.data = ngx_pnalloc(ctx->request->pool, json->len);
 
-    if (ctx->result.data == NULL) {
+    /* with room for the reply's head and tail: it is built in place */
+
+    room = sizeof(NGX_HTTP_REVERSE_MCP_EP_REPLY_HEAD) - 1 + ctx->id.len;
+
+    p = ngx_pnalloc(ctx->request->pool, room + json->len + 1);
+
+    if (p == NULL) {
         ctx->failed = 1;
 
     } else {
-        ngx_memcpy(ctx->result.data, json->data, json->len);
+        ctx->result.data = p + room;
         ctx->result.len = json->len;
+        ctx->result_room = ctx->result.data;
+        ngx_memcpy(ctx->result.data, json->data, json->len);
     }
 
     /*
@@ -3900,16 +3916,30 @@ ngx_http_reverse_mcp_ep_reply(ngx_http_request_t *r,
         value = &modern;
     }
 
-    body.len = sizeof("{\"jsonrpc\":\"2.0\",\"id\":,\"result\":}") - 1
-               + ctx->id.len + value->len;
+    if (value->data == ctx->result_room) {
+        /* the value came with room around it: no copy of a large result */
 
-    body.data = ngx_pnalloc(r->pool, body.len);
-    if (body.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        body.data = value->data - (sizeof(NGX_HTTP_REVERSE_MCP_EP_REPLY_HEAD)
+                                   - 1 + ctx->id.len - (is_error ? 1 : 0));
+
+        p = ngx_sprintf(body.data, "{\"jsonrpc\":\"2.0\",\"id\":%V,\"%s\":",
+                        &ctx->id, is_error ? "error" : "result");
+
+        p += value->len;
+        *p++ = '}';
+
+    } else {
+        body.len = sizeof(NGX_HTTP_REVERSE_MCP_EP_REPLY_HEAD "}") - 1
+                   + ctx->id.len + value->len;
+
+        body.data = ngx_pnalloc(r->pool, body.len);
+        if (body.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p = ngx_sprintf(body.data, "{\"jsonrpc\":\"2.0\",\"id\":%V,\"%s\":%V}",
+                        &ctx->id, is_error ? "error" : "result", value);
     }
-
-    p = ngx_sprintf(body.data, "{\"jsonrpc\":\"2.0\",\"id\":%V,\"%s\":%V}",
-                    &ctx->id, is_error ? "error" : "result", value);
 
     body.len = p - body.data;
 

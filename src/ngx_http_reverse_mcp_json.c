@@ -459,3 +459,417 @@ ngx_http_reverse_mcp_json_escape(u_char *dst, ngx_str_t *s)
 
     return dst;
 }
+
+
+/*
+ * A validating scanner for the fast path of responses: RFC 8259 grammar,
+ * nesting as ngx_http_reverse_mcp_json_parse() allows it, no tree.  Each
+ * function gets p at the first byte of its token and returns the byte
+ * after it, or NULL when the text is not valid JSON.  UTF-8 is not
+ * checked here: the WebSocket codec has checked the text message.
+ */
+
+static const u_char *ngx_http_reverse_mcp_json_scan_value(const u_char *p,
+    const u_char *end, ngx_uint_t depth);
+
+
+static ngx_inline const u_char *
+ngx_http_reverse_mcp_json_scan_ws(const u_char *p, const u_char *end)
+{
+    while (p < end
+           && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+    {
+        p++;
+    }
+
+    return p;
+}
+
+
+#define NGX_HTTP_REVERSE_MCP_JSON_ONES   0x0101010101010101ULL
+#define NGX_HTTP_REVERSE_MCP_JSON_HIGHS  0x8080808080808080ULL
+
+
+/* non-zero when one of the 8 bytes of w is '"', '\\' or below 0x20 */
+static ngx_inline uint64_t
+ngx_http_reverse_mcp_json_special8(uint64_t w)
+{
+    uint64_t  q, b;
+
+    q = w ^ (NGX_HTTP_REVERSE_MCP_JSON_ONES * '"');
+    b = w ^ (NGX_HTTP_REVERSE_MCP_JSON_ONES * '\\');
+
+    return (((q - NGX_HTTP_REVERSE_MCP_JSON_ONES) & ~q)
+            | ((b - NGX_HTTP_REVERSE_MCP_JSON_ONES) & ~b)
+            | ((w - NGX_HTTP_REVERSE_MCP_JSON_ONES * 0x20) & ~w))
+           & NGX_HTTP_REVERSE_MCP_JSON_HIGHS;
+}
+
+
+static const u_char *
+ngx_http_reverse_mcp_json_scan_string(const u_char *p, const u_char *end,
+    ngx_uint_t *escaped)
+{
+    uint64_t    w;
+    ngx_uint_t  i;
+
+    /* p is at the opening quote */
+
+    for (p++; p < end; p++) {
+
+        /* plain text, 8 bytes at a time */
+
+        while (end - p >= 8) {
+            ngx_memcpy(&w, p, 8);
+
+            if (ngx_http_reverse_mcp_json_special8(w)) {
+                break;
+            }
+
+            p += 8;
+        }
+
+        if (p == end) {
+            break;
+        }
+
+        if (*p == '"') {
+            return p + 1;
+        }
+
+        if (*p < 0x20) {
+            return NULL;
+        }
+
+        if (*p != '\\') {
+            continue;
+        }
+
+        if (escaped) {
+            *escaped = 1;
+        }
+
+        if (++p == end) {
+            return NULL;
+        }
+
+        switch (*p) {
+
+        case '"': case '\\': case '/': case 'b': case 'f': case 'n':
+        case 'r': case 't':
+            break;
+
+        case 'u':
+            if (end - p < 5) {
+                return NULL;
+            }
+
+            for (i = 1; i <= 4; i++) {
+                if (!isxdigit(p[i])) {
+                    return NULL;
+                }
+            }
+
+            p += 4;
+            break;
+
+        default:
+            return NULL;
+        }
+    }
+
+    return NULL;
+}
+
+
+static const u_char *
+ngx_http_reverse_mcp_json_scan_number(const u_char *p, const u_char *end)
+{
+    if (p < end && *p == '-') {
+        p++;
+    }
+
+    if (p == end) {
+        return NULL;
+    }
+
+    if (*p == '0') {
+        p++;
+
+    } else if (*p >= '1' && *p <= '9') {
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+
+    } else {
+        return NULL;
+    }
+
+    if (p < end && *p == '.') {
+        if (++p == end || *p < '0' || *p > '9') {
+            return NULL;
+        }
+
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+
+        if (p < end && (*p == '+' || *p == '-')) {
+            p++;
+        }
+
+        if (p == end || *p < '0' || *p > '9') {
+            return NULL;
+        }
+
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    return p;
+}
+
+
+static const u_char *
+ngx_http_reverse_mcp_json_scan_container(const u_char *p, const u_char *end,
+    ngx_uint_t depth)
+{
+    u_char  close;
+
+    if (depth >= NGX_HTTP_REVERSE_MCP_JSON_MAX_DEPTH) {
+        return NULL;
+    }
+
+    close = (*p == '{') ? '}' : ']';
+
+    p = ngx_http_reverse_mcp_json_scan_ws(p + 1, end);
+
+    if (p < end && *p == close) {
+        return p + 1;
+    }
+
+    for ( ;; ) {
+
+        if (close == '}') {
+            if (p == end || *p != '"') {
+                return NULL;
+            }
+
+            p = ngx_http_reverse_mcp_json_scan_string(p, end, NULL);
+            if (p == NULL) {
+                return NULL;
+            }
+
+            p = ngx_http_reverse_mcp_json_scan_ws(p, end);
+
+            if (p == end || *p != ':') {
+                return NULL;
+            }
+
+            p = ngx_http_reverse_mcp_json_scan_ws(p + 1, end);
+        }
+
+        p = ngx_http_reverse_mcp_json_scan_value(p, end, depth + 1);
+        if (p == NULL) {
+            return NULL;
+        }
+
+        p = ngx_http_reverse_mcp_json_scan_ws(p, end);
+
+        if (p == end) {
+            return NULL;
+        }
+
+        if (*p == close) {
+            return p + 1;
+        }
+
+        if (*p != ',') {
+            return NULL;
+        }
+
+        p = ngx_http_reverse_mcp_json_scan_ws(p + 1, end);
+    }
+}
+
+
+static const u_char *
+ngx_http_reverse_mcp_json_scan_value(const u_char *p, const u_char *end,
+    ngx_uint_t depth)
+{
+    if (p == end) {
+        return NULL;
+    }
+
+    switch (*p) {
+
+    case '"':
+        return ngx_http_reverse_mcp_json_scan_string(p, end, NULL);
+
+    case '{':
+    case '[':
+        return ngx_http_reverse_mcp_json_scan_container(p, end, depth);
+
+    case 't':
+        return (end - p >= 4 && ngx_strncmp(p, "true", 4) == 0)
+               ? p + 4 : NULL;
+
+    case 'f':
+        return (end - p >= 5 && ngx_strncmp(p, "false", 5) == 0)
+               ? p + 5 : NULL;
+
+    case 'n':
+        return (end - p >= 4 && ngx_strncmp(p, "null", 4) == 0)
+               ? p + 4 : NULL;
+
+    default:
+        return ngx_http_reverse_mcp_json_scan_number(p, end);
+    }
+}
+
+
+ngx_int_t
+ngx_http_reverse_mcp_json_scan_response(const u_char *p, size_t len,
+    int64_t *id, ngx_str_t *value, ngx_uint_t *is_error)
+{
+    size_t         klen;
+    int64_t        n;
+    uint64_t       u;
+    ngx_uint_t     escaped, seen, neg;
+    const u_char  *end, *key, *v, *q;
+
+    enum {
+        SEEN_JSONRPC = 1, SEEN_ID = 2, SEEN_RESULT = 4, SEEN_ERROR = 8
+    };
+
+    end = p + len;
+    seen = 0;
+    n = 0;
+
+    p = ngx_http_reverse_mcp_json_scan_ws(p, end);
+
+    if (p == end || *p != '{') {
+        return NGX_DECLINED;
+    }
+
+    p = ngx_http_reverse_mcp_json_scan_ws(p + 1, end);
+
+    for ( ;; ) {
+
+        if (p == end || *p != '"') {
+            return NGX_DECLINED;
+        }
+
+        escaped = 0;
+        key = p + 1;
+
+        p = ngx_http_reverse_mcp_json_scan_string(p, end, &escaped);
+        if (p == NULL || escaped) {
+            /* an escaped key might be one of ours: let the parser decide */
+            return NGX_DECLINED;
+        }
+
+        klen = p - 1 - key;
+
+        p = ngx_http_reverse_mcp_json_scan_ws(p, end);
+
+        if (p == end || *p != ':') {
+            return NGX_DECLINED;
+        }
+
+        v = ngx_http_reverse_mcp_json_scan_ws(p + 1, end);
+
+        p = ngx_http_reverse_mcp_json_scan_value(v, end, 1);
+        if (p == NULL) {
+            return NGX_DECLINED;
+        }
+
+        if (klen == 7 && ngx_strncmp(key, "jsonrpc", 7) == 0) {
+            if ((seen & SEEN_JSONRPC) || p - v != 5
+                || ngx_strncmp(v, "\"2.0\"", 5) != 0)
+            {
+                return NGX_DECLINED;
+            }
+
+            seen |= SEEN_JSONRPC;
+
+        } else if (klen == 2 && ngx_strncmp(key, "id", 2) == 0) {
+            if (seen & SEEN_ID) {
+                return NGX_DECLINED;
+            }
+
+            seen |= SEEN_ID;
+
+            /* an integer that fits: no fraction, no exponent */
+
+            neg = (*v == '-');
+            u = 0;
+
+            for (q = v + neg; q < p; q++) {
+                if (*q < '0' || *q > '9'
+                    || u > (uint64_t) (INT64_MAX - (*q - '0')) / 10)
+                {
+                    return NGX_DECLINED;
+                }
+
+                u = u * 10 + (*q - '0');
+            }
+
+            n = neg ? - (int64_t) u : (int64_t) u;
+
+        } else if (klen == 6 && ngx_strncmp(key, "result", 6) == 0) {
+            if (seen & (SEEN_RESULT|SEEN_ERROR)) {
+                return NGX_DECLINED;
+            }
+
+            seen |= SEEN_RESULT;
+            value->data = (u_char *) v;
+            value->len = p - v;
+
+        } else if (klen == 5 && ngx_strncmp(key, "error", 5) == 0) {
+            if ((seen & (SEEN_RESULT|SEEN_ERROR)) || *v != '{') {
+                return NGX_DECLINED;
+            }
+
+            seen |= SEEN_ERROR;
+            value->data = (u_char *) v;
+            value->len = p - v;
+
+        } else if (klen == 6 && ngx_strncmp(key, "method", 6) == 0) {
+            return NGX_DECLINED;
+        }
+
+        p = ngx_http_reverse_mcp_json_scan_ws(p, end);
+
+        if (p == end) {
+            return NGX_DECLINED;
+        }
+
+        if (*p == '}') {
+            break;
+        }
+
+        if (*p != ',') {
+            return NGX_DECLINED;
+        }
+
+        p = ngx_http_reverse_mcp_json_scan_ws(p + 1, end);
+    }
+
+    if (ngx_http_reverse_mcp_json_scan_ws(p + 1, end) != end
+        || (seen & (SEEN_JSONRPC|SEEN_ID)) != (SEEN_JSONRPC|SEEN_ID)
+        || !(seen & (SEEN_RESULT|SEEN_ERROR)))
+    {
+        return NGX_DECLINED;
+    }
+
+    *id = n;
+    *is_error = (seen & SEEN_ERROR) ? 1 : 0;
+
+    return NGX_OK;
+}

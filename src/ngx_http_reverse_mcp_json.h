@@ -53,6 +53,17 @@ ngx_int_t ngx_http_reverse_mcp_json_dump_members(ngx_pool_t *pool,
 ngx_int_t ngx_http_reverse_mcp_json_dump_replace(ngx_pool_t *pool,
     yajl_val root, yajl_val target, ngx_str_t *literal, ngx_str_t *out);
 
+/*
+ * The fast path for a JSON-RPC response, without a tree: len bytes are
+ * checked to be valid JSON (nesting as json_parse allows; UTF-8 is left to
+ * the caller) forming one object with "jsonrpc":"2.0", an integer "id" and
+ * either "result" or "error" (an object), and no "method".  NGX_OK: *id,
+ * *is_error and *value (the value's bytes, inside the input) are set.
+ * NGX_DECLINED: anything else (also escaped or repeated keys): parse it.
+ */
+ngx_int_t ngx_http_reverse_mcp_json_scan_response(const u_char *p,
+    size_t len, int64_t *id, ngx_str_t *value, ngx_uint_t *is_error);
+
 /* length of s as a JSON string literal, quotes included */
 size_t ngx_http_reverse_mcp_json_escaped_len(ngx_str_t *s);
 

@@ -440,10 +440,21 @@ my $on_request = sub {
         return { content => [ { type => 'text', text => 'bad input' } ],
                  isError => \1 };
     }
+    if ($name eq 'raw') {
+        return { raw => qq({ "jsonrpc" : "2.0",\n  "result" : )
+                        . qq({"content":[{"type":"text",)
+                        . qq("text":"caf\\u00e9 \\/ \\"q\\""}],\n  "n":1.50e0} )
+                        . qq(,"id":$msg->{id}}\n) };
+    }
+    if ($name eq 'bad_json') {
+        return { raw => qq({"jsonrpc":"2.0","id":$msg->{id},)
+                        . qq("result":{"a":01}}) };
+    }
     return undef;
 };
 my $s1 = up(name => 's1', on_request => $on_request,
-            tools => [ map { tool($_) } qw(echo rich fails tool_error a__b) ]);
+            tools => [ map { tool($_) } qw(echo rich fails tool_error a__b
+                                           raw) ]);
 my $s2 = up(name => 's2', on_request => $on_request,
             tools => [ tool('echo') ]);
 my $sid = session();
@@ -475,6 +486,15 @@ like($r->{body}, qr/"structuredContent":\{"big":12345678901234,"n":1\.5\}/,
      'the result verbatim');
 is($r->{json}{result}{content}[1]{mimeType}, 'image/png', 'image content');
 is($r->{json}{id}, 'r1', 'string id');
+
+# a result passes through as the server wrote it: checked, not rebuilt
+$r = mcp(session => $sid, servers => [ $s1 ],
+         msg => req(45, 'tools/call', { name => 's1__raw' }));
+is($r->{body}, qq({"jsonrpc":"2.0","id":45,"result":{"content":[{"type":)
+               . qq("text","text":"caf\\u00e9 \\/ \\"q\\""}],\n  "n":1.50e0}}),
+   'raw result: the bytes as the server wrote them, with the id rewritten');
+is($r->{json}{result}{content}[0]{text}, "caf\x{e9} / \"q\"",
+   'raw result: decodes');
 
 $r = mcp(session => $sid, servers => [ $s1 ],
          msg => req(40, 'tools/call', { name => 's1__fails' }));
@@ -546,6 +566,14 @@ is($r->{status}, 200, 'the server died: 200');
 ok($r->{json}{error} && $r->{json}{error}{code} < 0,
    'the server died: a JSON-RPC error (' . ($r->{json}{error}{code} // '')
    . ')');
+
+# invalid JSON in an answer is not passed on: the socket is closed (1007)
+my $s4 = up(name => 's3', on_request => $on_request,
+            tools => [ tool('bad_json') ]);
+$r = mcp(session => $sid, servers => [ $s4 ],
+         msg => req(62, 'tools/call', { name => 's3__bad_json' }));
+is($r->{json}{error}{code}, -32003, 'invalid JSON in a result: -32003');
+unlike($r->{body}, qr/"a":01/, 'invalid JSON in a result: not passed on');
 $s1->disconnect;
 $s2->disconnect;
 --- no_error_log
