@@ -6,9 +6,10 @@
  * caller's progress token unique across callers (it is rewritten on the
  * way out and restored on every progress notification coming back), the
  * gateway's own error objects, delivering done() exactly once, never
- * from inside call_start(), and the way back of a caller's answer to a
+ * from inside call_start(), the way back of a caller's answer to a
  * relayed request of the server (this worker's calls by key; another
- * worker's through its mailbox).
+ * worker's through its mailbox), and letting a call go parked (detach)
+ * for a 2026-07-28 retry that resumes it (call->park).
  */
 
 #include "ngx_http_reverse_mcp_module.h"
@@ -43,6 +44,8 @@ static void ngx_http_reverse_mcp_call_post_error(
 static void ngx_http_reverse_mcp_call_posted(ngx_event_t *ev);
 static void ngx_http_reverse_mcp_call_release(
     ngx_http_reverse_mcp_call_t *call);
+static void ngx_http_reverse_mcp_call_end(ngx_http_reverse_mcp_call_t *call,
+    ngx_uint_t detach);
 
 
 static ngx_uint_t         ngx_http_reverse_mcp_token_seq;
@@ -105,17 +108,30 @@ ngx_http_reverse_mcp_call_start(ngx_http_reverse_mcp_call_t *call)
     call->posted.data = call;
     call->posted.log = call->log;
 
-    if (call->progress_token.len
-        && ngx_http_reverse_mcp_call_rewrite_token(call, priv) != NGX_OK)
-    {
-        ngx_http_reverse_mcp_call_release(call);
-        return NGX_ERROR;
+    if (call->park) {
+        /*
+         * a 2026-07-28 retry: the call is parked on its owner (owner_pid,
+         * conn_id: from the caller's requestState); its progress token is
+         * the first round's, the caller's own comes back on notifications
+         */
+        ngx_str_null(&call->progress_token);
+        rc = NGX_OK;
+
+    } else {
+        if (call->progress_token.len
+            && ngx_http_reverse_mcp_call_rewrite_token(call, priv) != NGX_OK)
+        {
+            ngx_http_reverse_mcp_call_release(call);
+            return NGX_ERROR;
+        }
+
+        rc = ngx_http_reverse_mcp_registry_resolve(mcf->shm_zone,
+                                                   &call->agent,
+                                                   &call->server, NULL,
+                                                   &call->owner_pid,
+                                                   &call->conn_id);
     }
 
-    rc = ngx_http_reverse_mcp_registry_resolve(mcf->shm_zone, &call->agent,
-                                               &call->server, NULL,
-                                               &call->owner_pid,
-                                               &call->conn_id);
     if (rc != NGX_OK) {
         ngx_http_reverse_mcp_call_post_error(call,
             NGX_HTTP_REVERSE_MCP_ERR_UNAVAILABLE,
@@ -135,8 +151,9 @@ ngx_http_reverse_mcp_call_start(ngx_http_reverse_mcp_call_t *call)
         if (rc == NGX_DECLINED) {
             ngx_http_reverse_mcp_call_post_error(call,
                 NGX_HTTP_REVERSE_MCP_ERR_GONE,
-                "the worker holding server \"%V\" (pid %P) is gone",
-                &call->server, call->owner_pid);
+                "the worker holding server \"%V\" (pid %P) is gone%s",
+                &call->server, call->owner_pid,
+                call->park ? ", and the call waiting for input with it" : "");
             return NGX_OK;
         }
 
@@ -152,7 +169,9 @@ ngx_http_reverse_mcp_call_start(ngx_http_reverse_mcp_call_t *call)
         return NGX_ERROR;
     }
 
-    rc = ngx_http_reverse_mcp_connector_call(call->conn_id, call);
+    rc = call->park
+         ? ngx_http_reverse_mcp_connector_resume(call->conn_id, call)
+         : ngx_http_reverse_mcp_connector_call(call->conn_id, call);
 
     switch (rc) {
 
@@ -160,6 +179,15 @@ ngx_http_reverse_mcp_call_start(ngx_http_reverse_mcp_call_t *call)
         return NGX_OK;
 
     case NGX_DECLINED:
+        if (call->park) {
+            ngx_http_reverse_mcp_call_post_error(call,
+                NGX_HTTP_REVERSE_MCP_ERR_PARAMS,
+                "Invalid params: requestState names no call of server "
+                "\"%V\" waiting for input (it ended, timed out, or "
+                "another retry took it over)", &call->server);
+            return NGX_OK;
+        }
+
         ngx_http_reverse_mcp_call_post_error(call,
             NGX_HTTP_REVERSE_MCP_ERR_UNAVAILABLE,
             "server \"%V\" is not ready", &call->server);
@@ -182,6 +210,22 @@ ngx_http_reverse_mcp_call_start(ngx_http_reverse_mcp_call_t *call)
 void
 ngx_http_reverse_mcp_call_cancel(ngx_http_reverse_mcp_call_t *call)
 {
+    ngx_http_reverse_mcp_call_end(call, 0);
+}
+
+
+void
+ngx_http_reverse_mcp_call_detach(ngx_http_reverse_mcp_call_t *call)
+{
+    ngx_http_reverse_mcp_call_end(call, 1);
+}
+
+
+/* the caller lets the call go: cancelled, or detached (parked) */
+static void
+ngx_http_reverse_mcp_call_end(ngx_http_reverse_mcp_call_t *call,
+    ngx_uint_t detach)
+{
     ngx_http_reverse_mcp_call_priv_t  *priv;
 
     priv = call->priv;
@@ -196,9 +240,18 @@ ngx_http_reverse_mcp_call_cancel(ngx_http_reverse_mcp_call_t *call)
 
     if (call->remote) {
         if (priv->mailbox) {
-            ngx_http_reverse_mcp_mailbox_cancel(priv->mailbox);
+            if (detach) {
+                ngx_http_reverse_mcp_mailbox_detach(priv->mailbox);
+
+            } else {
+                ngx_http_reverse_mcp_mailbox_cancel(priv->mailbox);
+            }
+
             priv->mailbox = NULL;
         }
+
+    } else if (detach) {
+        ngx_http_reverse_mcp_connector_detach(call);
 
     } else {
         ngx_http_reverse_mcp_connector_cancel(call, "the caller cancelled");

@@ -17,6 +17,11 @@
  * the call there), and request() delivers it.  The caller's answer, which
  * may reach any worker, goes to call_answer(): to the holding worker (its
  * mailbox), to the call, to the owner, which restores the server's id.
+ *
+ * A 2026-07-28 caller (RELAY_MODERN) answers input_required instead and
+ * detaches: the call stays in flight on its owner, parked, until the
+ * caller's retry starts a call with park set (from its requestState),
+ * which takes the parked call over and brings the answers.
  */
 
 #ifndef _NGX_HTTP_REVERSE_MCP_CALL_H_INCLUDED_
@@ -33,6 +38,8 @@
 #define NGX_HTTP_REVERSE_MCP_ERR_GONE         -32003 /* socket/owner died */
 #define NGX_HTTP_REVERSE_MCP_ERR_BUSY         -32004 /* send queue full */
 #define NGX_HTTP_REVERSE_MCP_ERR_INTERNAL     -32603
+#define NGX_HTTP_REVERSE_MCP_ERR_PARAMS       -32602 /* a requestState
+                                                        that names nothing */
 
 
 
@@ -87,6 +94,10 @@ struct ngx_http_reverse_mcp_call_s {
     ngx_http_reverse_mcp_call_request_pt   request;   /* with relay */
     ngx_str_t                              session;   /* who may answer
                                                   (empty: anyone) */
+    uint64_t                               park;      /* a retry: the
+                                                  parked call (owner_pid and
+                                                  conn_id filled too);
+                                                  params: its answers */
 
     /* filled by call_start */
     ngx_pid_t                              owner_pid;
@@ -117,6 +128,12 @@ ngx_int_t ngx_http_reverse_mcp_call_start(ngx_http_reverse_mcp_call_t *call);
 
 /* give up a call: done() will not run; the server is told it is cancelled */
 void ngx_http_reverse_mcp_call_cancel(ngx_http_reverse_mcp_call_t *call);
+
+/*
+ * Let a call go without cancelling it: it stays in flight on its owner,
+ * parked, for a retry (park) to take over.  done() will not run.
+ */
+void ngx_http_reverse_mcp_call_detach(ngx_http_reverse_mcp_call_t *call);
 
 /*
  * A caller's answer (json: the whole JSON-RPC response) to a relayed

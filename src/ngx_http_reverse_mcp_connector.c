@@ -20,6 +20,10 @@
  * declared the capability and can be reached: under a gateway id, which
  * the caller's answer brings back (connector_answer) to be replaced by
  * the server's own.  Otherwise the server gets an error saying why.
+ * A 2026-07-28 caller gets its requests as input_required and lets the
+ * call go (connector_detach): the call stays here, parked, its requests
+ * queued, until the caller's retry takes it over (connector_resume) with
+ * the answers.
  */
 
 #include "ngx_http_reverse_mcp_module.h"
@@ -33,6 +37,7 @@
 
 #include <openssl/sha.h>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 
 #define NGX_HTTP_REVERSE_MCP_ST_INIT      0   /* initialize sent */
@@ -62,6 +67,13 @@ typedef struct {
     ngx_str_t                           token;   /* JSON literal */
     ngx_queue_t                         relays;  /* the server's requests
                                                     its caller has */
+    /* 2026-07-28: parked between a caller's rounds */
+    ngx_http_reverse_mcp_call_t         stub;    /* the call meanwhile */
+    uint64_t                            park;    /* names it: the seq of
+                                                    the round's first
+                                                    request */
+    ngx_event_t                         resume_ev;
+    unsigned                            parked:1;
 } ngx_http_reverse_mcp_pending_t;
 
 
@@ -70,6 +82,9 @@ typedef struct {
     ngx_queue_t                         queue;
     uint64_t                            seq;     /* in the gateway id */
     ngx_str_t                           id;      /* the server's, JSON */
+    ngx_str_t                           msg;     /* as relayed: kept for
+                                                    a 2026-07-28 caller's
+                                                    next round */
 } ngx_http_reverse_mcp_relay_t;
 
 
@@ -211,8 +226,18 @@ static ngx_int_t ngx_http_reverse_mcp_reply_error(
     ngx_str_t *message);
 static void ngx_http_reverse_mcp_relays_fail(
     ngx_http_reverse_mcp_pending_t *pd, const char *why);
+static void ngx_http_reverse_mcp_relay_free(ngx_http_reverse_mcp_relay_t *rl);
 static void ngx_http_reverse_mcp_relay_cancelled(
     ngx_http_reverse_mcp_conn_t *ctx, yajl_val params, yajl_val msg);
+static ngx_http_reverse_mcp_conn_t *ngx_http_reverse_mcp_conn_find(
+    uint64_t conn_id);
+static ngx_int_t ngx_http_reverse_mcp_parked_request(
+    ngx_http_reverse_mcp_call_t *call, ngx_str_t *json);
+static void ngx_http_reverse_mcp_parked_done(ngx_http_reverse_mcp_call_t *call,
+    ngx_uint_t is_error, ngx_str_t *json);
+static void ngx_http_reverse_mcp_resume_handler(ngx_event_t *ev);
+static void ngx_http_reverse_mcp_relay_answer(ngx_http_reverse_mcp_conn_t *ctx,
+    ngx_http_reverse_mcp_pending_t *pd, yajl_val responses);
 static void ngx_http_reverse_mcp_handle_notification(
     ngx_http_reverse_mcp_conn_t *ctx, ngx_str_t *method, yajl_val params,
     yajl_val msg);
@@ -2171,7 +2196,7 @@ ngx_http_reverse_mcp_relay(ngx_http_reverse_mcp_conn_t *ctx,
     ngx_http_reverse_mcp_relay_t    *rl;
     ngx_http_reverse_mcp_pending_t  *pd;
 
-    static uint64_t  seq;
+    uint64_t                         seq;
 
     last = text + size - 1;
     *code = NGX_HTTP_REVERSE_MCP_RPC_NOT_FOUND;
@@ -2246,14 +2271,16 @@ ngx_http_reverse_mcp_relay(ngx_http_reverse_mcp_conn_t *ctx,
         return NGX_DECLINED;
     }
 
-    if (!(relay & NGX_HTTP_REVERSE_MCP_RELAY_STREAM)
+    if (!(relay & (NGX_HTTP_REVERSE_MCP_RELAY_STREAM
+                   |NGX_HTTP_REVERSE_MCP_RELAY_MODERN))
         || call->request == NULL)
     {
         *ngx_slprintf(text, last, "%V: the caller of this call cannot be "
                       "reached: %s", method,
-                      (relay & NGX_HTTP_REVERSE_MCP_RELAY_MODERN)
-                      ? "it speaks MCP 2026-07-28, whose input requests the "
-                        "gateway does not relay yet"
+                      (relay & NGX_HTTP_REVERSE_MCP_RELAY_NO_INPUT)
+                      ? "it speaks MCP 2026-07-28, which carries input "
+                        "requests only on tools/call, prompts/get and "
+                        "resources/read"
                       : "it accepts only application/json responses, not "
                         "a stream") = '\0';
         return NGX_DECLINED;
@@ -2273,16 +2300,26 @@ ngx_http_reverse_mcp_relay(ngx_http_reverse_mcp_conn_t *ctx,
         return NGX_DECLINED;
     }
 
+    /* random: a gateway id (and a requestState) cannot be guessed */
+
+    if (RAND_bytes((u_char *) &seq, sizeof(seq)) != 1) {
+        return NGX_ERROR;
+    }
+
+    seq &= 0x7fffffffffffffffULL;
+    seq |= 1;
+
     rl = ngx_alloc(sizeof(ngx_http_reverse_mcp_relay_t) + idj.len,
                    ctx->connection->log);
     if (rl == NULL) {
         return NGX_ERROR;
     }
 
-    rl->seq = ++seq;
+    rl->seq = seq;
     rl->id.data = (u_char *) (rl + 1);
     rl->id.len = idj.len;
     ngx_memcpy(rl->id.data, idj.data, idj.len);
+    ngx_str_null(&rl->msg);
 
     literal.data = lit;
     lit[0] = '"';
@@ -2298,6 +2335,22 @@ ngx_http_reverse_mcp_relay(ngx_http_reverse_mcp_conn_t *ctx,
         return NGX_ERROR;
     }
 
+    if (relay & NGX_HTTP_REVERSE_MCP_RELAY_MODERN) {
+        /* it may have to be asked again in the caller's next round */
+        rl->msg.data = ngx_alloc(json.len, ctx->connection->log);
+        if (rl->msg.data == NULL) {
+            ngx_free(rl);
+            return NGX_ERROR;
+        }
+
+        rl->msg.len = json.len;
+        ngx_memcpy(rl->msg.data, json.data, json.len);
+
+        if (pd->park == 0) {
+            pd->park = rl->seq;
+        }
+    }
+
     ngx_queue_insert_tail(&pd->relays, &rl->queue);
 
     ngx_log_error(NGX_LOG_INFO, ctx->connection->log, 0,
@@ -2310,7 +2363,7 @@ ngx_http_reverse_mcp_relay(ngx_http_reverse_mcp_conn_t *ctx,
 
     if (rc != NGX_OK) {
         ngx_queue_remove(&rl->queue);
-        ngx_free(rl);
+        ngx_http_reverse_mcp_relay_free(rl);
 
         *ngx_slprintf(text, last, "%V: the caller of this call could not "
                       "be reached", method) = '\0';
@@ -3084,33 +3137,12 @@ ngx_http_reverse_mcp_connector_call(uint64_t conn_id,
     size_t                           len;
     ngx_int_t                        rc;
     ngx_msec_t                       timeout;
-    ngx_rbtree_node_t               *node, *sentinel;
     ngx_http_reverse_mcp_conn_t     *ctx;
     ngx_http_reverse_mcp_pending_t  *pd;
 
-    if (!ngx_http_reverse_mcp_conns_init) {
-        return NGX_DECLINED;
-    }
+    ctx = ngx_http_reverse_mcp_conn_find(conn_id);
 
-    node = ngx_http_reverse_mcp_conn_ids.root;
-    sentinel = ngx_http_reverse_mcp_conn_ids.sentinel;
-    ctx = NULL;
-
-    while (node != sentinel) {
-        if ((ngx_rbtree_key_t) conn_id == node->key) {
-            ctx = (ngx_http_reverse_mcp_conn_t *)
-                      ((u_char *) node
-                       - offsetof(ngx_http_reverse_mcp_conn_t, id_node));
-            break;
-        }
-
-        node = ((ngx_rbtree_key_t) conn_id < node->key) ? node->left
-                                                        : node->right;
-    }
-
-    if (ctx == NULL || ctx->finalized
-        || ctx->state != NGX_HTTP_REVERSE_MCP_ST_READY)
-    {
+    if (ctx == NULL) {
         return NGX_DECLINED;
     }
 
@@ -3124,6 +3156,9 @@ ngx_http_reverse_mcp_connector_call(uint64_t conn_id,
     pd->ctx = ctx;
     pd->node.key = (ngx_rbtree_key_t) ctx->next_id++;
     ngx_queue_init(&pd->relays);
+    pd->resume_ev.handler = ngx_http_reverse_mcp_resume_handler;
+    pd->resume_ev.data = pd;
+    pd->resume_ev.log = ctx->connection->log;
 
     if (call->progress_token.len) {
         pd->token.data = (u_char *) (pd + 1);
@@ -3193,6 +3228,13 @@ ngx_http_reverse_mcp_pending_remove(ngx_http_reverse_mcp_pending_t *pd,
 
     ctx = pd->ctx;
 
+    if (pd->parked) {
+        ngx_log_error(NGX_LOG_INFO, ctx->connection->log, 0,
+                      "reverse_mcp: call %uL to server \"%V\", parked for "
+                      "its caller's input, ended: %s",
+                      (uint64_t) pd->node.key, &ctx->server, why);
+    }
+
     ngx_rbtree_delete(&ctx->pending, &pd->node);
     ctx->npending--;
 
@@ -3202,7 +3244,316 @@ ngx_http_reverse_mcp_pending_remove(ngx_http_reverse_mcp_pending_t *pd,
 
     pd->call->pending = NULL;
 
+    if (pd->resume_ev.posted) {
+        ngx_delete_posted_event(&pd->resume_ev);
+    }
+
     ngx_http_reverse_mcp_relays_fail(pd, why);
+}
+
+
+static void
+ngx_http_reverse_mcp_relay_free(ngx_http_reverse_mcp_relay_t *rl)
+{
+    if (rl->msg.data) {
+        ngx_free(rl->msg.data);
+    }
+
+    ngx_free(rl);
+}
+
+
+/* this worker's ready connection with this id, or NULL */
+static ngx_http_reverse_mcp_conn_t *
+ngx_http_reverse_mcp_conn_find(uint64_t conn_id)
+{
+    ngx_rbtree_node_t            *node, *sentinel;
+    ngx_http_reverse_mcp_conn_t  *ctx;
+
+    if (!ngx_http_reverse_mcp_conns_init) {
+        return NULL;
+    }
+
+    node = ngx_http_reverse_mcp_conn_ids.root;
+    sentinel = ngx_http_reverse_mcp_conn_ids.sentinel;
+
+    while (node != sentinel) {
+        if ((ngx_rbtree_key_t) conn_id == node->key) {
+            ctx = (ngx_http_reverse_mcp_conn_t *)
+                      ((u_char *) node
+                       - offsetof(ngx_http_reverse_mcp_conn_t, id_node));
+
+            if (ctx->finalized
+                || ctx->state != NGX_HTTP_REVERSE_MCP_ST_READY)
+            {
+                return NULL;
+            }
+
+            return ctx;
+        }
+
+        node = ((ngx_rbtree_key_t) conn_id < node->key) ? node->left
+                                                        : node->right;
+    }
+
+    return NULL;
+}
+
+
+/*
+ * 2026-07-28: the caller answered input_required and lets the call go; it
+ * stays in flight here, parked (the server's requests meanwhile are
+ * queued, notifications dropped), until a retry takes it over or it ends.
+ */
+void
+ngx_http_reverse_mcp_connector_detach(ngx_http_reverse_mcp_call_t *call)
+{
+    ngx_http_reverse_mcp_call_t     *stub;
+    ngx_http_reverse_mcp_pending_t  *pd;
+
+    pd = call->pending;
+
+    if (pd == NULL) {
+        return;
+    }
+
+    stub = &pd->stub;
+    ngx_memzero(stub, sizeof(ngx_http_reverse_mcp_call_t));
+
+    stub->server = pd->ctx->server;
+    stub->relay = call->relay;
+    stub->request = ngx_http_reverse_mcp_parked_request;
+    stub->done = ngx_http_reverse_mcp_parked_done;
+    stub->caller_pid = call->caller_pid;
+    stub->key = call->key;
+    stub->log = pd->ctx->connection->log;
+    stub->data = pd;
+    stub->pending = pd;
+
+    pd->call = stub;
+    pd->parked = 1;
+    call->pending = NULL;
+
+    ngx_log_error(NGX_LOG_INFO, pd->ctx->connection->log, 0,
+                  "reverse_mcp: call %uL to server \"%V\" parked until its "
+                  "caller's next round", (uint64_t) pd->node.key,
+                  &pd->ctx->server);
+}
+
+
+/* a request of the server while parked: asked in the next round */
+static ngx_int_t
+ngx_http_reverse_mcp_parked_request(ngx_http_reverse_mcp_call_t *call,
+    ngx_str_t *json)
+{
+    return NGX_OK;
+}
+
+
+/* the call ended while parked: nobody waits for it (the retry is told) */
+static void
+ngx_http_reverse_mcp_parked_done(ngx_http_reverse_mcp_call_t *call,
+    ngx_uint_t is_error, ngx_str_t *json)
+{
+}
+
+
+/*
+ * A 2026-07-28 retry (call->park, call->params: its inputResponses) takes
+ * over the parked call: the answers go to the server, the requests still
+ * unanswered go to the new caller (from a posted event: never inside
+ * call_start()).  NGX_DECLINED: no such call waits here.
+ */
+ngx_int_t
+ngx_http_reverse_mcp_connector_resume(uint64_t conn_id,
+    ngx_http_reverse_mcp_call_t *call)
+{
+    char                             err[128];
+    yajl_val                         responses;
+    ngx_rbtree_node_t               *node;
+    ngx_http_reverse_mcp_conn_t     *ctx;
+    ngx_http_reverse_mcp_pending_t  *pd;
+
+    ctx = ngx_http_reverse_mcp_conn_find(conn_id);
+
+    if (ctx == NULL || call->park == 0
+        || ctx->agent.len != call->agent.len
+        || ngx_strncmp(ctx->agent.data, call->agent.data, ctx->agent.len)
+           != 0
+        || ctx->server.len != call->server.len
+        || ngx_strncmp(ctx->server.data, call->server.data, ctx->server.len)
+           != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    pd = NULL;
+
+    for (node = ctx->npending ? ngx_rbtree_min(ctx->pending.root,
+                                               ctx->pending.sentinel)
+                              : NULL;
+         node;
+         node = ngx_rbtree_next(&ctx->pending, node))
+    {
+        if (((ngx_http_reverse_mcp_pending_t *) node)->park == call->park) {
+            pd = (ngx_http_reverse_mcp_pending_t *) node;
+            break;
+        }
+    }
+
+    if (pd == NULL) {
+        return NGX_DECLINED;
+    }
+
+    /* the previous round's caller may not have let go yet (a mailbox
+     * DETACH still on its way): it has no call any more */
+
+    pd->call->pending = NULL;
+
+    pd->call = call;
+    pd->parked = 0;
+    pd->park = 0;
+    call->pending = pd;
+
+    ngx_log_error(NGX_LOG_INFO, ctx->connection->log, 0,
+                  "reverse_mcp: call %uL to server \"%V\" resumed by its "
+                  "caller's next round", (uint64_t) pd->node.key,
+                  &ctx->server);
+
+    if (call->params.len) {
+        responses = ngx_http_reverse_mcp_json_parse(call->params.data,
+                                                    call->params.len, err,
+                                                    sizeof(err));
+        if (responses) {
+            ngx_http_reverse_mcp_relay_answer(ctx, pd, responses);
+            yajl_tree_free(responses);
+        }
+    }
+
+    if (!ngx_queue_empty(&pd->relays)) {
+        ngx_post_event(&pd->resume_ev, &ngx_posted_events);
+    }
+
+    return NGX_OK;
+}
+
+
+/* inputResponses of a retry: each answers the request its key names */
+static void
+ngx_http_reverse_mcp_relay_answer(ngx_http_reverse_mcp_conn_t *ctx,
+    ngx_http_reverse_mcp_pending_t *pd, yajl_val responses)
+{
+    u_char                        *p;
+    size_t                         i, len;
+    uint64_t                       key, seq;
+    ngx_pid_t                      pid;
+    ngx_str_t                      gid, value;
+    ngx_pool_t                    *pool;
+    ngx_queue_t                   *q;
+    ngx_http_reverse_mcp_relay_t  *rl;
+
+    if (!YAJL_IS_OBJECT(responses)) {
+        return;
+    }
+
+    pool = ngx_create_pool(1024, ctx->connection->log);
+    if (pool == NULL) {
+        return;
+    }
+
+    for (i = 0; i < responses->u.object.len; i++) {
+        gid.data = (u_char *) responses->u.object.keys[i];
+        gid.len = ngx_strlen(gid.data);
+
+        if (ngx_http_reverse_mcp_relay_id_parse(&gid, &pid, &key, &seq)
+            != NGX_OK)
+        {
+            continue;   /* not ours: ignored, as the revision asks */
+        }
+
+        for (q = ngx_queue_head(&pd->relays);
+             q != ngx_queue_sentinel(&pd->relays);
+             q = ngx_queue_next(q))
+        {
+            rl = ngx_queue_data(q, ngx_http_reverse_mcp_relay_t, queue);
+
+            if (rl->seq != seq) {
+                continue;
+            }
+
+            if (ngx_http_reverse_mcp_json_dump(pool,
+                                               responses->u.object.values[i],
+                                               &value)
+                != NGX_OK)
+            {
+                break;
+            }
+
+            len = sizeof("{\"jsonrpc\":\"2.0\",\"id\":,\"result\":}")
+                  + rl->id.len + value.len;
+
+            p = ngx_pnalloc(pool, len);
+            if (p == NULL) {
+                break;
+            }
+
+            len = ngx_sprintf(p, "{\"jsonrpc\":\"2.0\",\"id\":%V,"
+                              "\"result\":%V}", &rl->id, &value) - p;
+
+            ngx_log_error(NGX_LOG_INFO, ctx->connection->log, 0,
+                          "reverse_mcp: server \"%V\" request %V answered "
+                          "by the caller's next round", &ctx->server,
+                          &rl->id);
+
+            ngx_queue_remove(q);
+            ngx_http_reverse_mcp_relay_free(rl);
+
+            (void) ngx_http_reverse_mcp_send_json(ctx, p, len);
+            break;
+        }
+    }
+
+    ngx_destroy_pool(pool);
+}
+
+
+/* the requests the retry did not answer: to the new caller */
+static void
+ngx_http_reverse_mcp_resume_handler(ngx_event_t *ev)
+{
+    ngx_http_reverse_mcp_pending_t  *pd = ev->data;
+
+    ngx_queue_t                   *q, *next;
+    ngx_http_reverse_mcp_call_t   *call;
+    ngx_http_reverse_mcp_relay_t  *rl;
+
+    for (q = ngx_queue_head(&pd->relays);
+         q != ngx_queue_sentinel(&pd->relays);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        rl = ngx_queue_data(q, ngx_http_reverse_mcp_relay_t, queue);
+        call = pd->call;
+
+        if (pd->park == 0) {
+            pd->park = rl->seq;
+        }
+
+        if (rl->msg.len == 0
+            || call->request == NULL
+            || call->request(call, &rl->msg) != NGX_OK)
+        {
+            ngx_str_t  m;
+
+            ngx_str_set(&m, "the caller of this call could not be reached");
+
+            ngx_queue_remove(q);
+            (void) ngx_http_reverse_mcp_reply_error(pd->ctx, &rl->id,
+                                        NGX_HTTP_REVERSE_MCP_RPC_NOT_FOUND,
+                                        &m);
+            ngx_http_reverse_mcp_relay_free(rl);
+        }
+    }
 }
 
 
@@ -3236,7 +3587,7 @@ ngx_http_reverse_mcp_relays_fail(ngx_http_reverse_mcp_pending_t *pd,
         (void) ngx_http_reverse_mcp_reply_error(ctx, &rl->id,
                                                 NGX_HTTP_REVERSE_MCP_ERR_GONE,
                                                 &m);
-        ngx_free(rl);
+        ngx_http_reverse_mcp_relay_free(rl);
     }
 }
 
@@ -3296,7 +3647,7 @@ ngx_http_reverse_mcp_relay_cancelled(ngx_http_reverse_mcp_conn_t *ctx,
             literal.len = p - lit;
 
             ngx_queue_remove(q);
-            ngx_free(rl);
+            ngx_http_reverse_mcp_relay_free(rl);
 
             ngx_log_error(NGX_LOG_INFO, ctx->connection->log, 0,
                           "reverse_mcp: server \"%V\" cancelled its request "
@@ -3414,7 +3765,7 @@ ngx_http_reverse_mcp_connector_answer(ngx_http_reverse_mcp_call_t *call,
                   "reverse_mcp: server \"%V\" request %V answered by the "
                   "caller", &ctx->server, &rl->id);
 
-    ngx_free(rl);
+    ngx_http_reverse_mcp_relay_free(rl);
 
     rc = ngx_http_reverse_mcp_send_json(ctx, out.data, out.len);
 
@@ -3428,15 +3779,19 @@ static void
 ngx_http_reverse_mcp_pending_finish(ngx_http_reverse_mcp_pending_t *pd,
     ngx_uint_t is_error, ngx_str_t *json)
 {
+    ngx_uint_t                    parked;
     ngx_http_reverse_mcp_call_t  *call;
 
     call = pd->call;
+    parked = (call == &pd->stub);   /* nobody waits: the stub goes too */
 
     ngx_http_reverse_mcp_pending_remove(pd, is_error ? "it failed"
                                                      : "it has its result");
     ngx_free(pd);
 
-    call->done(call, is_error, json);
+    if (!parked) {
+        call->done(call, is_error, json);
+    }
 }
 
 

@@ -47,6 +47,14 @@
  * subscriptions/listen shares the GET stream's generation polling
  * (ngx_http_reverse_mcp_ep_stream).
  *
+ * A reverse server's requests during a call (sampling, elicitation,
+ * roots/list) reach its caller: legacy revisions on the POST's stream
+ * (ngx_http_reverse_mcp_ep_request), the caller's answer comes in a POST
+ * of its own to any worker (ngx_http_reverse_mcp_ep_answer, 202); a
+ * 2026-07-28 caller gets input_required and its retry, with requestState
+ * and inputResponses (ngx_http_reverse_mcp_ep_rounds), takes over the
+ * call parked on its owner.
+ *
  * Nothing of the caller's HTTP request but the call's params reaches the
  * reverse server: not its Authorization header, not its cookies.
  */
@@ -172,6 +180,14 @@ struct ngx_http_reverse_mcp_ep_ctx_s {
     ngx_uint_t                            client_caps; /* RELAY_* the
                                                         caller declared */
 
+    /* 2026-07-28 rounds: the servers' requests for the caller, and a
+     * retry's answers and the parked call it names (requestState) */
+    ngx_array_t                          *inputs;   /* ngx_str_t */
+    ngx_str_t                             input_responses;
+    uint64_t                              park;
+    uint64_t                              park_conn;
+    ngx_pid_t                             park_pid;
+
     /* tools/call and the other forwarded requests */
     ngx_http_reverse_mcp_call_t           call;
     ngx_str_t                             tool;     /* as the caller named it */
@@ -197,6 +213,7 @@ struct ngx_http_reverse_mcp_ep_ctx_s {
                                                            list_changed
                                                            wanted, bit per
                                                            LIST_* */
+    unsigned                              input_required:1;
 
     /* for the access log variables */
     ngx_str_t                             method;
@@ -269,6 +286,12 @@ static ngx_int_t ngx_http_reverse_mcp_ep_request(
     ngx_http_reverse_mcp_call_t *call, ngx_str_t *json);
 static ngx_int_t ngx_http_reverse_mcp_ep_answer(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_ctx_t *ctx, yajl_val id, ngx_str_t *body);
+static ngx_int_t ngx_http_reverse_mcp_ep_rounds(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, yajl_val params);
+static ngx_int_t ngx_http_reverse_mcp_ep_input_required(
+    ngx_http_request_t *r, ngx_http_reverse_mcp_ep_ctx_t *ctx);
+static void ngx_http_reverse_mcp_ep_remove_member(yajl_val obj,
+    yajl_val value);
 static ngx_int_t ngx_http_reverse_mcp_ep_track(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_ctx_t *ctx);
 static ngx_int_t ngx_http_reverse_mcp_ep_caps(ngx_http_request_t *r,
@@ -2052,7 +2075,22 @@ ngx_http_reverse_mcp_ep_call(ngx_http_request_t *r,
     call->relay = ctx->client_caps;
 
     if (ctx->modern) {
-        call->relay |= NGX_HTTP_REVERSE_MCP_RELAY_MODERN;
+        /* answered with input_required, the retry brings the answers */
+        call->relay |= (ngx_http_reverse_mcp_ep_str_eq(method, "tools/call")
+                        || ngx_http_reverse_mcp_ep_str_eq(method,
+                                                          "prompts/get")
+                        || ngx_http_reverse_mcp_ep_str_eq(method,
+                                                          "resources/read"))
+                       ? NGX_HTTP_REVERSE_MCP_RELAY_MODERN
+                       : NGX_HTTP_REVERSE_MCP_RELAY_NO_INPUT;
+
+        if (ctx->park) {
+            /* a retry: it takes over the call parked on its owner */
+            call->park = ctx->park;
+            call->owner_pid = ctx->park_pid;
+            call->conn_id = ctx->park_conn;
+            call->params = ctx->input_responses;
+        }
 
     } else if (ctx->accept_sse) {
         call->relay |= NGX_HTTP_REVERSE_MCP_RELAY_STREAM;
@@ -3536,13 +3574,49 @@ ngx_http_reverse_mcp_ep_request(ngx_http_reverse_mcp_call_t *call,
     ngx_str_t *json)
 {
     ngx_int_t                       rc;
+    ngx_str_t                      *input;
     ngx_http_request_t             *r;
     ngx_http_reverse_mcp_ep_ctx_t  *ctx;
 
     ctx = call->data;
     r = ctx->request;
 
-    if (!ctx->active || ctx->failed || !ctx->accept_sse) {
+    if (!ctx->active || ctx->failed) {
+        return NGX_ERROR;
+    }
+
+    if (ctx->modern) {
+        /* collected for input_required, answered from done_ev */
+
+        if (ctx->inputs == NULL) {
+            ctx->inputs = ngx_array_create(r->pool, 2, sizeof(ngx_str_t));
+            if (ctx->inputs == NULL) {
+                return NGX_ERROR;
+            }
+        }
+
+        input = ngx_array_push(ctx->inputs);
+        if (input == NULL) {
+            return NGX_ERROR;
+        }
+
+        input->data = ngx_pstrdup(r->pool, json);
+        if (input->data == NULL) {
+            ctx->inputs->nelts--;
+            return NGX_ERROR;
+        }
+
+        input->len = json->len;
+        ctx->input_required = 1;
+
+        if (!ctx->done_ev.posted) {
+            ngx_post_event(&ctx->done_ev, &ngx_posted_events);
+        }
+
+        return NGX_OK;
+    }
+
+    if (!ctx->accept_sse) {
         return NGX_ERROR;
     }
 
@@ -3569,6 +3643,214 @@ ngx_http_reverse_mcp_ep_request(ngx_http_reverse_mcp_call_t *call,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * 2026-07-28: a tools/call, prompts/get or resources/read that may be a
+ * retry: requestState (one the gateway gave out: "rmcp:<owner pid>:
+ * <connection>:<park>") names the call parked on its owner, inputResponses
+ * its answers.  Both are taken out of params (the server never sees them).
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_rounds(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx, yajl_val params)
+{
+    yajl_val   state, responses;
+    ngx_str_t  s;
+
+    state = ngx_http_reverse_mcp_json_get(params, "requestState");
+    responses = ngx_http_reverse_mcp_json_get(params, "inputResponses");
+
+    if (state) {
+        s.data = YAJL_IS_STRING(state) ? (u_char *) YAJL_GET_STRING(state)
+                                       : NULL;
+        s.len = s.data ? ngx_strlen(s.data) : 0;
+
+        if (s.data == NULL
+            || ngx_http_reverse_mcp_relay_id_parse(&s, &ctx->park_pid,
+                                                   &ctx->park_conn,
+                                                   &ctx->park)
+               != NGX_OK)
+        {
+            return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
+                                 NGX_HTTP_REVERSE_MCP_INVALID_PARAMS,
+                                 "Invalid params: requestState is not one "
+                                 "this gateway gave out");
+        }
+    }
+
+    if (responses) {
+        if (!YAJL_IS_OBJECT(responses)) {
+            return ngx_http_reverse_mcp_ep_error(r, ctx, NGX_HTTP_OK,
+                                 NGX_HTTP_REVERSE_MCP_INVALID_PARAMS,
+                                 "Invalid params: inputResponses must be an "
+                                 "object");
+        }
+
+        if (state
+            && ngx_http_reverse_mcp_json_dump(r->pool, responses,
+                                              &ctx->input_responses)
+               != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (state && ctx->input_responses.len == 0) {
+        ngx_str_set(&ctx->input_responses, "{}");
+    }
+
+    ngx_http_reverse_mcp_ep_remove_member(params, state);
+    ngx_http_reverse_mcp_ep_remove_member(params, responses);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The servers' requests of this round for a 2026-07-28 caller: an
+ * InputRequiredResult ({"resultType":"input_required","inputRequests":
+ * {GATEWAY ID:{"method":..,"params":..}},"requestState":..}); the call
+ * stays in flight on its owner, parked, for the retry.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_ep_input_required(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx)
+{
+    char                          err[128];
+    u_char                       *p;
+    size_t                        len;
+    uint64_t                      key, park, seq;
+    yajl_val                      msg;
+    ngx_pid_t                     pid;
+    ngx_str_t                    *in, *part, gid, method, result;
+    ngx_uint_t                    i, n;
+    ngx_http_reverse_mcp_call_t  *call;
+
+    call = &ctx->call;
+    in = ctx->inputs->elts;
+    n = ctx->inputs->nelts;
+
+    /* each request: its gateway id, method and params, as JSON text */
+
+    part = ngx_palloc(r->pool, 3 * n * sizeof(ngx_str_t));
+    if (part == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    len = sizeof("{\"resultType\":\"input_required\",\"inputRequests\":{"
+                 "},\"requestState\":\"\"}")
+          + NGX_HTTP_REVERSE_MCP_RELAY_ID_LEN;
+    park = 0;
+
+    for (i = 0; i < n; i++) {
+        msg = ngx_http_reverse_mcp_json_parse(in[i].data, in[i].len, err,
+                                              sizeof(err));
+        if (msg == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (ngx_http_reverse_mcp_json_get_str(msg, "id", &gid) != NGX_OK
+            || ngx_http_reverse_mcp_json_get_str(msg, "method", &method)
+               != NGX_OK
+            || ngx_http_reverse_mcp_relay_id_parse(&gid, &pid, &key, &seq)
+               != NGX_OK
+            || ngx_http_reverse_mcp_json_dump(r->pool,
+                   ngx_http_reverse_mcp_json_get(msg, "id"), &part[3 * i])
+               != NGX_OK
+            || ngx_http_reverse_mcp_json_dump(r->pool,
+                   ngx_http_reverse_mcp_json_get(msg, "method"),
+                   &part[3 * i + 1])
+               != NGX_OK)
+        {
+            yajl_tree_free(msg);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_str_set(&part[3 * i + 2], "{}");
+
+        if (ngx_http_reverse_mcp_json_get(msg, "params")
+            && ngx_http_reverse_mcp_json_dump(r->pool,
+                   ngx_http_reverse_mcp_json_get(msg, "params"),
+                   &part[3 * i + 2])
+               != NGX_OK)
+        {
+            yajl_tree_free(msg);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        yajl_tree_free(msg);
+
+        if (park == 0) {
+            park = seq;     /* it names the parked call */
+        }
+
+        len += part[3 * i].len + part[3 * i + 1].len + part[3 * i + 2].len
+               + sizeof(":{\"method\":,\"params\":},") - 1;
+    }
+
+    result.data = ngx_pnalloc(r->pool, len);
+    if (result.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(result.data, "{\"resultType\":\"input_required\","
+                   "\"inputRequests\":{",
+                   sizeof("{\"resultType\":\"input_required\","
+                          "\"inputRequests\":{") - 1);
+
+    for (i = 0; i < n; i++) {
+        p = ngx_sprintf(p, "%s%V:{\"method\":%V,\"params\":%V}",
+                        i ? "," : "", &part[3 * i], &part[3 * i + 1],
+                        &part[3 * i + 2]);
+    }
+
+    p = ngx_cpymem(p, "},\"requestState\":\"",
+                   sizeof("},\"requestState\":\"") - 1);
+    p = ngx_http_reverse_mcp_relay_id(p, call->owner_pid, call->conn_id,
+                                      park);
+    p = ngx_cpymem(p, "\"}", 2);
+
+    result.len = p - result.data;
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "reverse_mcp: endpoint call of %V waits for the caller's "
+                  "input (%ui request%s): input_required", &ctx->label,
+                  n, n == 1 ? "" : "s");
+
+    ngx_http_reverse_mcp_call_detach(call);
+    ngx_http_reverse_mcp_ep_stop(ctx, 0);
+
+    return ngx_http_reverse_mcp_ep_reply(r, ctx, 0, &result);
+}
+
+
+/* take one member (by its value) out of an object */
+static void
+ngx_http_reverse_mcp_ep_remove_member(yajl_val obj, yajl_val value)
+{
+    size_t  i, n;
+
+    if (value == NULL || obj == NULL || !YAJL_IS_OBJECT(obj)) {
+        return;
+    }
+
+    n = 0;
+
+    for (i = 0; i < obj->u.object.len; i++) {
+        if (obj->u.object.values[i] == value) {
+            free((char *) obj->u.object.keys[i]);
+            yajl_tree_free(value);
+            continue;
+        }
+
+        obj->u.object.keys[n] = obj->u.object.keys[i];
+        obj->u.object.values[n] = obj->u.object.values[i];
+        n++;
+    }
+
+    obj->u.object.len = n;
 }
 
 
@@ -3676,6 +3958,17 @@ ngx_http_reverse_mcp_ep_done_handler(ngx_event_t *ev)
     ctx = ev->data;
     r = ctx->request;
     c = r->connection;
+
+    if (ctx->input_required && ctx->active && !ctx->failed
+        && !ctx->cancelled)
+    {
+        /* 2026-07-28: the server asks the caller: this round ends */
+        rc = ngx_http_reverse_mcp_ep_input_required(r, ctx);
+
+        ngx_http_finalize_request(r, rc);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
 
     if (ctx->fan && ctx->active && !ctx->failed && !ctx->cancelled) {
         rc = ngx_http_reverse_mcp_ep_fan_step(ctx);
@@ -4395,7 +4688,7 @@ ngx_http_reverse_mcp_ep_modern(ngx_http_request_t *r,
     yajl_val params, ngx_str_t *version)
 {
     yajl_val                           meta;
-    ngx_int_t                          level;
+    ngx_int_t                          level, rc;
     ngx_str_t                          value, hname, level_name;
     const char                        *key;
     ngx_table_elt_t                   *h;
@@ -4530,6 +4823,17 @@ ngx_http_reverse_mcp_ep_modern(ngx_http_request_t *r,
 
     /* the reverse servers speak a legacy revision: not theirs */
     ngx_http_reverse_mcp_ep_strip_meta(params);
+
+    if (ngx_http_reverse_mcp_ep_str_eq(method, "tools/call")
+        || ngx_http_reverse_mcp_ep_str_eq(method, "prompts/get")
+        || ngx_http_reverse_mcp_ep_str_eq(method, "resources/read"))
+    {
+        rc = ngx_http_reverse_mcp_ep_rounds(r, ctx, params);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "reverse_mcp: endpoint %V id %V (2026-07-28)", method,
@@ -4919,21 +5223,7 @@ ngx_http_reverse_mcp_ep_strip_meta(yajl_val params)
 
     /* nothing left: no _meta at all, as a legacy client sends it */
 
-    n = 0;
-
-    for (i = 0; i < params->u.object.len; i++) {
-        if (params->u.object.values[i] == meta) {
-            free((char *) params->u.object.keys[i]);
-            yajl_tree_free(meta);
-            continue;
-        }
-
-        params->u.object.keys[n] = params->u.object.keys[i];
-        params->u.object.values[n] = params->u.object.values[i];
-        n++;
-    }
-
-    params->u.object.len = n;
+    ngx_http_reverse_mcp_ep_remove_member(params, meta);
 }
 
 

@@ -327,7 +327,7 @@ ngx_http_reverse_mcp_mb_read(ngx_connection_t *c,
 
             if (rd->len > NGX_HTTP_REVERSE_MCP_MB_MAX
                 || rd->type < NGX_HTTP_REVERSE_MCP_MB_CALL
-                || rd->type > NGX_HTTP_REVERSE_MCP_MB_ROUTE)
+                || rd->type > NGX_HTTP_REVERSE_MCP_MB_DETACH)
             {
                 ngx_log_error(NGX_LOG_ERR, c->log, 0,
                               "reverse_mcp: invalid mailbox frame (type %ui,"
@@ -483,6 +483,14 @@ ngx_http_reverse_mcp_mb_peer_read(ngx_event_t *ev)
             ngx_log_error(NGX_LOG_ERR, c->log, 0,
                           "reverse_mcp: mailbox frame of type %ui where a "
                           "call was expected", peer->rd.type);
+            ngx_http_reverse_mcp_mb_peer_close(peer);
+            return;
+        }
+
+        if (peer->rd.type == NGX_HTTP_REVERSE_MCP_MB_DETACH) {
+            /* the call stays, parked; the connection goes */
+            ngx_http_reverse_mcp_connector_detach(&peer->call);
+            peer->calling = 0;
             ngx_http_reverse_mcp_mb_peer_close(peer);
             return;
         }
@@ -643,6 +651,16 @@ ngx_http_reverse_mcp_mb_peer_call(ngx_http_reverse_mcp_mb_peer_t *peer)
         call->request = ngx_http_reverse_mcp_mb_peer_request;
     }
 
+    v = ngx_http_reverse_mcp_json_get(hdr, "park");
+    if (v && YAJL_IS_INTEGER(v)) {
+        call->park = (uint64_t) YAJL_GET_INTEGER(v);
+    }
+
+    if (ngx_http_reverse_mcp_json_get_str(hdr, "agent", &s) == NGX_OK) {
+        call->agent.data = ngx_pstrdup(peer->pool, &s);
+        call->agent.len = call->agent.data ? s.len : 0;
+    }
+
     if (ngx_http_reverse_mcp_json_get_str(hdr, "method", &s) != NGX_OK
         || (call->method.data = ngx_pstrdup(peer->pool, &s)) == NULL)
     {
@@ -677,7 +695,16 @@ ngx_http_reverse_mcp_mb_peer_call(ngx_http_reverse_mcp_mb_peer_t *peer)
 
     yajl_tree_free(hdr);
 
-    rc = ngx_http_reverse_mcp_connector_call(conn_id, call);
+    rc = call->park ? ngx_http_reverse_mcp_connector_resume(conn_id, call)
+                    : ngx_http_reverse_mcp_connector_call(conn_id, call);
+
+    if (rc == NGX_DECLINED && call->park) {
+        ngx_http_reverse_mcp_mb_peer_error(peer,
+            NGX_HTTP_REVERSE_MCP_ERR_PARAMS,
+            "Invalid params: requestState names no call waiting for input "
+            "(it ended, timed out, or another retry took it over)");
+        return;
+    }
 
     switch (rc) {
 
@@ -936,7 +963,9 @@ ngx_http_reverse_mcp_mailbox_call(ngx_http_reverse_mcp_call_t *call,
 
     len = sizeof("{\"conn_id\":,\"timeout\":,\"method\":,\"server\":,"
                  "\"token\":,\"pid\":,\"key\":,\"relay\":,"
-                 "\"requests\":false}\n") + 5 * NGX_INT64_LEN
+                 "\"requests\":false,\"park\":,\"agent\":}\n")
+          + 6 * NGX_INT64_LEN
+          + ngx_http_reverse_mcp_json_escaped_len(&call->agent)
           + ngx_http_reverse_mcp_json_escaped_len(&call->method)
           + ngx_http_reverse_mcp_json_escaped_len(&call->server)
           + ngx_http_reverse_mcp_json_escaped_len(&lit);
@@ -955,8 +984,12 @@ ngx_http_reverse_mcp_mailbox_call(ngx_http_reverse_mcp_call_t *call,
     p = ngx_cpymem(p, ",\"token\":", 9);
     p = ngx_http_reverse_mcp_json_escape(p, &lit);
     p = ngx_sprintf(p, ",\"pid\":%P,\"key\":%uL,\"relay\":%ui,"
-                    "\"requests\":%s}\n", call->caller_pid, call->key,
-                    call->relay, call->request ? "true" : "false");
+                    "\"requests\":%s,\"park\":%uL,\"agent\":",
+                    call->caller_pid, call->key, call->relay,
+                    call->request ? "true" : "false", call->park);
+    p = ngx_http_reverse_mcp_json_escape(p, &call->agent);
+    *p++ = '}';
+    *p++ = '\n';
     hdr.len = p - hdr.data;
 
     rc = ngx_http_reverse_mcp_mb_frame(&cl->outq, NGX_HTTP_REVERSE_MCP_MB_CALL,
@@ -1160,6 +1193,39 @@ void
 ngx_http_reverse_mcp_mailbox_cancel(void *handle)
 {
     ngx_http_reverse_mcp_mb_client_close(handle);
+}
+
+
+void
+ngx_http_reverse_mcp_mailbox_detach(void *handle)
+{
+    ngx_http_reverse_mcp_mb_client_t  *cl = handle;
+
+    ngx_str_t          empty;
+    ngx_connection_t  *c;
+
+    c = cl->pc.connection;
+
+    ngx_str_null(&empty);
+
+    if (c == NULL
+        || ngx_http_reverse_mcp_mb_frame(&cl->outq,
+                                         NGX_HTTP_REVERSE_MCP_MB_DETACH,
+                                         &empty, NULL, cl->log)
+           != NGX_OK)
+    {
+        /* the owner sees the connection close: the call is cancelled */
+        ngx_http_reverse_mcp_mb_client_close(cl);
+        return;
+    }
+
+    /* no call any more: written, then closed (as ROUTE) */
+    cl->call = NULL;
+    c->read->handler = ngx_http_reverse_mcp_mb_client_write;
+
+    if (!c->write->posted) {
+        ngx_post_event(c->write, &ngx_posted_events);
+    }
 }
 
 

@@ -14,6 +14,9 @@
  *   REQUEST owner -> caller   a request of the server for the caller, with
  *                             its gateway id
  *   ANSWER  caller -> owner   the caller's response to a REQUEST
+ *   DETACH  caller -> owner   the caller lets the call go, parked (2026-07-28
+ *                             rounds); then it closes
+ * A CALL whose header has "park" resumes a parked call instead.
  * The caller closing the connection cancels the call; the owner closing
  * it before RESULT/ERROR (it died) fails the call.
  *
@@ -39,6 +42,7 @@
 #define NGX_HTTP_REVERSE_MCP_MB_REQUEST  5
 #define NGX_HTTP_REVERSE_MCP_MB_ANSWER   6
 #define NGX_HTTP_REVERSE_MCP_MB_ROUTE    7
+#define NGX_HTTP_REVERSE_MCP_MB_DETACH   8
 
 #define NGX_HTTP_REVERSE_MCP_MB_HEADER   8
 #define NGX_HTTP_REVERSE_MCP_MB_MAX      (64 * 1024 * 1024)
@@ -52,6 +56,9 @@
 ngx_int_t ngx_http_reverse_mcp_mailbox_call(ngx_http_reverse_mcp_call_t *call,
     void **handle);
 void ngx_http_reverse_mcp_mailbox_cancel(void *handle);
+
+/* the caller lets the call go, parked on the owner; the handle is gone */
+void ngx_http_reverse_mcp_mailbox_detach(void *handle);
 
 /* the caller's answer to a relayed request, to the owner: NGX_OK, NGX_ERROR */
 ngx_int_t ngx_http_reverse_mcp_mailbox_answer(void *handle, ngx_str_t *json);

@@ -25,7 +25,11 @@
 #define NGX_HTTP_REVERSE_MCP_RELAY_STREAM      0x10  /* it can be reached */
 /* why it cannot be reached, for the server's error */
 #define NGX_HTTP_REVERSE_MCP_RELAY_JSON_ONLY   0x20  /* no text/event-stream */
-#define NGX_HTTP_REVERSE_MCP_RELAY_MODERN      0x40  /* 2026-07-28 caller */
+#define NGX_HTTP_REVERSE_MCP_RELAY_MODERN      0x40  /* 2026-07-28 caller:
+                                                        input_required */
+#define NGX_HTTP_REVERSE_MCP_RELAY_NO_INPUT    0x80  /* 2026-07-28, a method
+                                                        without input
+                                                        requests */
 
 /* the revision the gateway asks for in initialize */
 #define NGX_HTTP_REVERSE_MCP_PROTOCOL_VERSION  "2025-06-18"

@@ -118,6 +118,14 @@ void ngx_http_reverse_mcp_connector_cancel(ngx_http_reverse_mcp_call_t *call,
  */
 ngx_int_t ngx_http_reverse_mcp_connector_answer(
     ngx_http_reverse_mcp_call_t *call, ngx_str_t *json);
+/*
+ * 2026-07-28 rounds: the caller lets a call go, which stays in flight,
+ * parked; a retry (call->park) takes it over: NGX_OK, NGX_DECLINED (no such
+ * parked call on this connection), NGX_ERROR.
+ */
+void ngx_http_reverse_mcp_connector_detach(ngx_http_reverse_mcp_call_t *call);
+ngx_int_t ngx_http_reverse_mcp_connector_resume(uint64_t conn_id,
+    ngx_http_reverse_mcp_call_t *call);
 
 /* ngx_http_reverse_mcp_endpoint.c */
 ngx_int_t ngx_http_reverse_mcp_endpoint_handler(ngx_http_request_t *r);

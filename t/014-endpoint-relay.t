@@ -300,7 +300,7 @@ unlike($log, qr/\[(warn|error|crit|alert|emerg)\]/, 'no warning or error');
 
 
 
-=== TEST 3: the server gets a clear error: no capability, a JSON-only caller, two calls in flight (and the progress token that names one), a 2026-07-28 caller
+=== TEST 3: the server gets a clear error: no capability, a JSON-only caller, two calls in flight (and the progress token that names one)
 --- http_config
 reverse_mcp_zone rmcp:1m;
 reverse_mcp_agent a1 { server s1 token=t; }
@@ -384,22 +384,6 @@ $s->respond($c1->{id}, { content => [] });
 $s->respond($c2->{id}, { content => [] });
 is(mcp_finish($h1)->{json}{id}, 'one', 'call one ends');
 is(mcp_finish($h2)->{json}{id}, 'two', 'call two ends');
-
-# a 2026-07-28 caller (no session)
-my $before = @{ $s->{calls} };
-my $mh = mcp_start(modern('m1', 'tools/call',
-                          { name => 'ask', arguments => {} },
-                          capabilities => { sampling => {} }),
-                   path => '/mcp/s1', servers => [ $s ]);
-mcp_poll($mh, 5, sub { @{ $s->{calls} } > $before });
-is_deeply(server_error($s, 'sampling/createMessage', { messages => [] }),
-          { code => -32601, message => 'sampling/createMessage: the caller '
-            . 'of this call cannot be reached: it speaks MCP 2026-07-28, '
-            . 'whose input requests the gateway does not relay yet' },
-          'a 2026-07-28 caller: -32601, saying so');
-$s->respond($s->{calls}[-1]{id}, { content => [] });
-is(mcp_finish($mh)->{json}{result}{resultType}, 'complete',
-   '... its call goes on');
 
 my $log = error_log_since_start();
 like($log, qr/\[info\] .*server "s1" request "sampling\/createMessage" not relayed, answering -32600: sampling\/createMessage: ambiguous/,
@@ -523,6 +507,219 @@ kill 'TERM', $srv;
 ok(defined node_wait($srv, 5), 'the SDK server stopped');
 like(error_log_since_start(), qr/\[info\] .*server "s2" request \d+ answered by the caller/,
      'the relays are logged');
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 6: 2026-07-28 callers: the server's requests as input_required, the call parked on its owner, the retries (on either worker) answer them and take the call over
+--- http_config
+reverse_mcp_zone rmcp:1m;
+reverse_mcp_agent a1 { server s1 token=t; }
+--- config
+location /ws { reverse_mcp_connector a1; }
+location = /status { reverse_mcp_status; }
+location /mcp { reverse_mcp_endpoint a1; }
+--- test_code
+my $s = asker(name => 's1');
+my $owner = owner_of('s1');
+my $other = other_worker($owner);
+my $caps = { sampling => {}, elicitation => {} };
+
+# one modern tools/call round on worker $w: the response
+sub round {
+    my ($s, $w, $id, %p) = @_;
+    my $n = @{ $s->{calls} || [] };
+    my $h = mcp_start(modern($id, 'tools/call',
+                             { name => 'ask', arguments => { q => 1 }, %p },
+                             capabilities => $caps),
+                      path => '/mcp/s1', worker => $w, servers => [ $s ]);
+    return $h;
+}
+
+for my $case ([ $owner, $other, $owner ], [ $other, $other, $owner ]) {
+    my ($w1, $w2, $w3) = @$case;
+    my $what = "rounds on " . join(', ', map { $_ == $owner ? 'owner'
+                                                            : 'other' } @$case);
+    my $calls = @{ $s->{calls} || [] };
+
+    # round 1: the server asks for a sample
+    my $h = round($s, $w1, 'r1');
+    mcp_poll($h, 5, sub { @{ $s->{calls} || [] } > $calls })
+        or die "the server did not get the tools/call\n";
+    my $call = $s->{calls}[-1];
+    my $sp = { messages => [ { role => 'user', content =>
+                 { type => 'text', text => 'q' } } ], maxTokens => 5 };
+    my $rid1 = $s->request('sampling/createMessage', $sp);
+    my $r = mcp_finish($h);
+    is($r->{status}, 200, "$what: round 1: 200");
+    my $res = $r->{json}{result} // {};
+    is($res->{resultType}, 'input_required', "$what: input_required");
+    my @keys = keys %{ $res->{inputRequests} || {} };
+    is(scalar @keys, 1, "$what: one input request");
+    like($keys[0], qr/^rmcp:\d+:\d+:\d+$/, "$what: keyed by the gateway id");
+    is_deeply($res->{inputRequests}{ $keys[0] },
+              { method => 'sampling/createMessage', params => $sp },
+              "$what: the server's request, as sent");
+    like($res->{requestState}, qr/^rmcp:$owner:\d+:\d+$/,
+         "$what: a requestState naming the owner");
+    $s->pump(0.2);
+    ok(!grep({ $_->{params}{requestId} == $call->{id} }
+             $s->received('notifications/cancelled')),
+       "$what: the tools/call is not cancelled: it waits, parked");
+
+    # round 2: the answer; the server asks again (elicitation)
+    my $answer = { role => 'assistant', model => 'm',
+                   content => { type => 'text', text => 'a' } };
+    $h = round($s, $w2, 'r2', inputResponses => { $keys[0] => $answer },
+               requestState => $res->{requestState});
+    my $resp = $s->wait_response($rid1, 5);
+    is_deeply($resp, { jsonrpc => '2.0', id => $rid1, result => $answer },
+              "$what: round 2: the server got the answer with its id");
+    my $ep = { message => 'name?', requestedSchema => { type => 'object' } };
+    my $rid2 = $s->request('elicitation/create', $ep);
+    $r = mcp_finish($h);
+    my $res2 = $r->{json}{result} // {};
+    is($res2->{resultType}, 'input_required', "$what: input_required again");
+    my ($k2) = keys %{ $res2->{inputRequests} || {} };
+    is($res2->{inputRequests}{$k2}{method}, 'elicitation/create',
+       "$what: the elicitation");
+    isnt($res2->{requestState}, $res->{requestState},
+         "$what: a new requestState");
+
+    # the first requestState is spent
+    my $stale = mcp(modern('x', 'tools/call',
+                           { name => 'ask', arguments => {},
+                             requestState => $res->{requestState},
+                             inputResponses => {} },
+                           capabilities => $caps),
+                    path => '/mcp/s1', servers => [ $s ]);
+    is($stale->{json}{error}{code}, -32602, "$what: a spent requestState: "
+       . "-32602");
+    like($stale->{json}{error}{message},
+         qr/requestState names no call .*waiting for input/, '... saying so');
+
+    # round 3: the answer; the server finishes
+    my $ea = { action => 'accept', content => { name => 'ada' } };
+    $h = round($s, $w3, 'r3', inputResponses => { $k2 => $ea },
+               requestState => $res2->{requestState});
+    is_deeply($s->wait_response($rid2, 5)->{result}, $ea,
+              "$what: round 3: the server got the elicitation answer");
+    $s->respond($call->{id}, { content => [ { type => 'text',
+                                              text => 'done' } ] });
+    $r = mcp_finish($h);
+    is($r->{json}{id}, 'r3', "$what: the last round's id");
+    is($r->{json}{result}{resultType}, 'complete', "$what: complete");
+    is($r->{json}{result}{content}[0]{text}, 'done', "$what: the result");
+}
+
+# a request the server sends while the call is parked: asked in the next
+# round, with the answers of this one
+{
+    my $calls = @{ $s->{calls} };
+    my $h = round($s, $other, 'q1');
+    mcp_poll($h, 5, sub { @{ $s->{calls} } > $calls });
+    my $call = $s->{calls}[-1];
+    my $ra = $s->request('elicitation/create', { message => 'm',
+                                                 requestedSchema => {} });
+    my $res = mcp_finish($h)->{json}{result} // {};
+    is($res->{resultType}, 'input_required', 'parked: input_required');
+    my $rb = $s->request('sampling/createMessage', { messages => [] });
+    $s->pump(0.3);
+    ok(!exists $s->{responses}{$rb}, 'a request while parked waits');
+    my ($ka) = keys %{ $res->{inputRequests} };
+    $h = round($s, $owner, 'q2',
+               inputResponses => { $ka => { action => 'decline' },
+                                   'not-ours' => {} },
+               requestState => $res->{requestState});
+    is_deeply($s->wait_response($ra, 5)->{result}, { action => 'decline' },
+              'the retry answers the first request (an unknown key is '
+              . 'ignored)');
+    my $res2 = mcp_finish($h)->{json}{result} // {};
+    is($res2->{resultType}, 'input_required',
+       'the request made while parked: input_required again');
+    is_deeply([ map { $_->{method} } values %{ $res2->{inputRequests} } ],
+              [ 'sampling/createMessage' ], '... with it');
+    my ($kb) = keys %{ $res2->{inputRequests} };
+    $h = round($s, $other, 'q3', inputResponses => { $kb => { ok => 1 } },
+               requestState => $res2->{requestState});
+    is_deeply($s->wait_response($rb, 5)->{result}, { ok => 1 },
+              '... answered in the third round');
+    $s->respond($call->{id}, { content => [] });
+    is(mcp_finish($h)->{json}{result}{resultType}, 'complete', 'complete');
+}
+
+# a requestState the gateway never gave out
+my $bad = mcp(modern('b', 'tools/call', { name => 'ask', arguments => {},
+                                          requestState => 'abc' },
+                     capabilities => $caps),
+              path => '/mcp/s1', servers => [ $s ]);
+is_deeply($bad->{json}{error}, { code => -32602, message => 'Invalid '
+          . 'params: requestState is not one this gateway gave out' },
+          'a requestState the gateway never gave out: -32602');
+
+# no capability: the server is told, the call goes on
+my $n = @{ $s->{calls} };
+my $h = mcp_start(modern('nc', 'tools/call', { name => 'ask',
+                                               arguments => {} }),
+                  path => '/mcp/s1', servers => [ $s ]);
+mcp_poll($h, 5, sub { @{ $s->{calls} } > $n });
+my $rid = $s->request('sampling/createMessage', { messages => [] });
+is_deeply($s->wait_response($rid, 5)->{error},
+          { code => -32601, message => 'sampling/createMessage: the caller '
+            . 'of this call did not declare the sampling capability' },
+          'a 2026-07-28 caller without the capability: -32601');
+$s->respond($s->{calls}[-1]{id}, { content => [] });
+is(mcp_finish($h)->{json}{result}{resultType}, 'complete',
+   '... its call goes on');
+
+my $log = error_log_since_start();
+like($log, qr/\[info\] .*call \d+ to server "s1" parked until its caller's next round/,
+     'parking is logged at info');
+like($log, qr/\[info\] .*call \d+ to server "s1" resumed by its caller's next round/,
+     'resuming too');
+unlike($log, qr/\[(warn|error|crit|alert|emerg)\]/, 'no warning or error');
+
+
+
+=== TEST 7: a parked call times out: the server's request fails, the retry gets -32602
+--- http_config
+reverse_mcp_zone rmcp:1m;
+reverse_mcp_agent a1 { server s1 token=t; }
+--- config
+location /ws { reverse_mcp_connector a1; reverse_mcp_call_timeout 1s; }
+location = /status { reverse_mcp_status; }
+location /mcp { reverse_mcp_endpoint a1; }
+--- test_code
+my $s = asker(name => 's1');
+my $caps = { sampling => {} };
+my $h = mcp_start(modern('t1', 'tools/call', { name => 'ask',
+                                               arguments => {} },
+                         capabilities => $caps),
+                  path => '/mcp/s1', worker => other_worker(owner_of('s1')),
+                  servers => [ $s ]);
+mcp_poll($h, 5, sub { @{ $s->{calls} || [] } });
+my $call = $s->{calls}[0];
+my $rid = $s->request('sampling/createMessage', { messages => [] });
+my $res = mcp_finish($h)->{json}{result};
+is($res->{resultType}, 'input_required', 'input_required');
+my $resp = $s->wait_response($rid, 5);
+like($resp->{error}{message}, qr/^the call this request belongs to ended \(.*\) before its caller answered$/,
+     'the parked call times out: the server\'s request fails');
+ok($s->pump_until(sub { grep { $_->{params}{requestId} == $call->{id} }
+                        $s->received('notifications/cancelled') }, 5),
+   '... the tools/call is cancelled');
+my $late = mcp(modern('t2', 'tools/call',
+                      { name => 'ask', arguments => {},
+                        requestState => $res->{requestState},
+                        inputResponses => { (keys %{ $res->{inputRequests} })[0]
+                                            => { role => 'assistant' } } },
+                      capabilities => $caps),
+               path => '/mcp/s1', servers => [ $s ]);
+is($late->{json}{error}{code}, -32602, 'the retry after that: -32602');
+like(error_log_since_start(), qr/\[info\] .*parked for its caller's input, ended: /,
+     'logged at info');
 --- no_error_log
 [alert]
 [crit]
