@@ -200,6 +200,13 @@ ngx_http_reverse_mcp_call_start(ngx_http_reverse_mcp_call_t *call)
             &call->server);
         return NGX_OK;
 
+    case NGX_AGAIN:
+        ngx_http_reverse_mcp_call_post_error(call,
+            NGX_HTTP_REVERSE_MCP_ERR_BUSY,
+            "server \"%V\" has too many calls in flight "
+            "(reverse_mcp_max_pending), try again", &call->server);
+        return NGX_OK;
+
     default:
         ngx_http_reverse_mcp_call_release(call);
         return NGX_ERROR;

@@ -38,6 +38,9 @@
 #include <openssl/sha.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#if (NGX_HTTP_SSL)
+#include <openssl/x509v3.h>
+#endif
 
 
 #define NGX_HTTP_REVERSE_MCP_ST_INIT      0   /* initialize sent */
@@ -166,6 +169,8 @@ static ngx_int_t ngx_http_reverse_mcp_redact(ngx_pool_t *pool, ngx_str_t *s,
     ngx_uint_t is_args);
 static ngx_int_t ngx_http_reverse_mcp_get_arg(ngx_http_request_t *r,
     const char *name, size_t len, ngx_str_t *value);
+static ngx_int_t ngx_http_reverse_mcp_check_cert(ngx_http_request_t *r,
+    ngx_str_t *server, const char **reason);
 static ngx_int_t ngx_http_reverse_mcp_check_token(ngx_http_request_t *r,
     ngx_http_reverse_mcp_loc_conf_t *lcf,
     ngx_http_reverse_mcp_server_conf_t *scf, const char **reason);
@@ -429,6 +434,13 @@ ngx_http_reverse_mcp_connector_handler(ngx_http_request_t *r)
 
     if (ngx_http_reverse_mcp_check_token(r, lcf, scf, &reason) != NGX_OK) {
         return ngx_http_reverse_mcp_refuse(r, NGX_HTTP_UNAUTHORIZED,
+                   NGX_LOG_WARN, reason, &server);
+    }
+
+    if (lcf->cert_binding
+        && ngx_http_reverse_mcp_check_cert(r, &server, &reason) != NGX_OK)
+    {
+        return ngx_http_reverse_mcp_refuse(r, NGX_HTTP_FORBIDDEN,
                    NGX_LOG_WARN, reason, &server);
     }
 
@@ -940,6 +952,65 @@ ngx_http_reverse_mcp_check_token(ngx_http_request_t *r,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * reverse_mcp_client_cert_binding: the connection's client certificate,
+ * verified by nginx (ssl_verify_client on or optional), must name the
+ * server: a subjectAltName dNSName equal to it, or, when the certificate
+ * has no dNSName, its subject CN (host name rules: case-insensitive, no
+ * wildcards).
+ */
+
+static ngx_int_t
+ngx_http_reverse_mcp_check_cert(ngx_http_request_t *r, ngx_str_t *server,
+    const char **reason)
+{
+#if (NGX_HTTP_SSL)
+    int    rc;
+    X509  *cert;
+
+    if (r->connection->ssl == NULL) {
+        *reason = "a client certificate is required "
+                  "(reverse_mcp_client_cert_binding), the connection is "
+                  "not TLS";
+        return NGX_DECLINED;
+    }
+
+    cert = SSL_get_peer_certificate(r->connection->ssl->connection);
+
+    if (cert == NULL) {
+        *reason = "a client certificate is required "
+                  "(reverse_mcp_client_cert_binding)";
+        return NGX_DECLINED;
+    }
+
+    if (SSL_get_verify_result(r->connection->ssl->connection) != X509_V_OK) {
+        X509_free(cert);
+        *reason = "the client certificate did not verify";
+        return NGX_DECLINED;
+    }
+
+    rc = X509_check_host(cert, (const char *) server->data, server->len,
+                         X509_CHECK_FLAG_NO_WILDCARDS, NULL);
+
+    X509_free(cert);
+
+    if (rc != 1) {
+        *reason = "the client certificate does not name this server "
+                  "(reverse_mcp_client_cert_binding)";
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+
+#else
+
+    *reason = "reverse_mcp_client_cert_binding needs nginx with TLS";
+    return NGX_DECLINED;
+
+#endif
 }
 
 
@@ -2798,7 +2869,7 @@ ngx_http_reverse_mcp_listed(ngx_http_reverse_mcp_conn_t *ctx,
 {
     size_t                        i, n;
     yajl_val                      tools, next;
-    ngx_str_t                     name, cursor;
+    ngx_str_t                     name, cursor, desc;
     ngx_uint_t                    j;
     const char                   *err;
     ngx_http_reverse_mcp_tool_t  *t, *tt;
@@ -2857,6 +2928,21 @@ ngx_http_reverse_mcp_listed(ngx_http_reverse_mcp_conn_t *ctx,
                           "reverse_mcp: server \"%V\" tool #%uz rejected: %s",
                           &ctx->server,
                           ctx->tools->nelts + ctx->tools_rejected - 1, err);
+            continue;
+        }
+
+        if (ngx_http_reverse_mcp_json_get_str(tools->u.array.values[i],
+                                              "description", &desc)
+            == NGX_OK
+            && desc.len > ctx->lcf->max_description)
+        {
+            ctx->tools_rejected++;
+            ngx_log_error(NGX_LOG_WARN, ctx->connection->log, 0,
+                          "reverse_mcp: server \"%V\" tool \"%V\" "
+                          "rejected: its description has %uz bytes, more "
+                          "than reverse_mcp_max_description (%uz)",
+                          &ctx->server, &name, desc.len,
+                          ctx->lcf->max_description);
             continue;
         }
 
@@ -3144,6 +3230,15 @@ ngx_http_reverse_mcp_connector_call(uint64_t conn_id,
 
     if (ctx == NULL) {
         return NGX_DECLINED;
+    }
+
+    if (ctx->npending >= (ngx_uint_t) ctx->lcf->max_pending) {
+        ngx_log_error(NGX_LOG_WARN, ctx->connection->log, 0,
+                      "reverse_mcp: server \"%V\" of agent \"%V\" has "
+                      "%ui calls in flight (reverse_mcp_max_pending), "
+                      "a \"%V\" call is refused", &ctx->server, &ctx->agent,
+                      ctx->npending, &call->method);
+        return NGX_AGAIN;
     }
 
     pd = ngx_calloc(sizeof(ngx_http_reverse_mcp_pending_t)

@@ -2163,6 +2163,8 @@ ngx_http_reverse_mcp_ep_track(ngx_http_request_t *r,
     if (!ngx_http_reverse_mcp_ep_poll_ev.timer_set) {
         ngx_http_reverse_mcp_ep_poll_ev.handler =
                                         ngx_http_reverse_mcp_ep_poll_handler;
+        /* ngx_add_timer logs ev->data as a connection in debug builds */
+        ngx_http_reverse_mcp_ep_poll_ev.data = (void *) ngx_cycle;
         ngx_http_reverse_mcp_ep_poll_ev.log = ngx_cycle->log;
         ngx_http_reverse_mcp_ep_poll_ev.cancelable = 1;
         ngx_add_timer(&ngx_http_reverse_mcp_ep_poll_ev,

@@ -729,6 +729,13 @@ ngx_http_reverse_mcp_mb_peer_call(ngx_http_reverse_mcp_mb_peer_t *peer)
             "the server does not read its socket (send queue full)");
         return;
 
+    case NGX_AGAIN:
+        ngx_http_reverse_mcp_mb_peer_error(peer,
+            NGX_HTTP_REVERSE_MCP_ERR_BUSY,
+            "the server has too many calls in flight "
+            "(reverse_mcp_max_pending), try again");
+        return;
+
     default:
         ngx_http_reverse_mcp_mb_peer_error(peer,
             NGX_HTTP_REVERSE_MCP_ERR_INTERNAL,

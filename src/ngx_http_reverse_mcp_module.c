@@ -267,6 +267,27 @@ static ngx_command_t  ngx_http_reverse_mcp_commands[] = {
       offsetof(ngx_http_reverse_mcp_loc_conf_t, send_queue),
       NULL },
 
+    { ngx_string("reverse_mcp_max_pending"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_reverse_mcp_loc_conf_t, max_pending),
+      NULL },
+
+    { ngx_string("reverse_mcp_max_description"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_reverse_mcp_loc_conf_t, max_description),
+      NULL },
+
+    { ngx_string("reverse_mcp_client_cert_binding"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_reverse_mcp_loc_conf_t, cert_binding),
+      NULL },
+
       ngx_null_command
 };
 
@@ -358,6 +379,9 @@ ngx_http_reverse_mcp_create_loc_conf(ngx_conf_t *cf)
     lcf->ping_timeout = NGX_CONF_UNSET_MSEC;
     lcf->max_message = NGX_CONF_UNSET_SIZE;
     lcf->send_queue = NGX_CONF_UNSET_SIZE;
+    lcf->max_pending = NGX_CONF_UNSET;
+    lcf->max_description = NGX_CONF_UNSET_SIZE;
+    lcf->cert_binding = NGX_CONF_UNSET;
     lcf->session_timeout = NGX_CONF_UNSET_MSEC;
     lcf->endpoint_tokens = NGX_CONF_UNSET_PTR;
     lcf->force_mailbox = NGX_CONF_UNSET;
@@ -395,6 +419,10 @@ ngx_http_reverse_mcp_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               16 * 1024 * 1024);
     ngx_conf_merge_size_value(conf->send_queue, prev->send_queue,
                               2 * conf->max_message + 65536);
+    ngx_conf_merge_value(conf->max_pending, prev->max_pending, 1024);
+    ngx_conf_merge_size_value(conf->max_description, prev->max_description,
+                              64 * 1024);
+    ngx_conf_merge_value(conf->cert_binding, prev->cert_binding, 0);
 
     ngx_conf_merge_str_value(conf->tool_separator, prev->tool_separator,
                              "__");
@@ -411,6 +439,12 @@ ngx_http_reverse_mcp_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->page_size < 1) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"reverse_mcp_page_size\" must be at least 1");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->max_pending < 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"reverse_mcp_max_pending\" must be at least 1");
         return NGX_CONF_ERROR;
     }
 
@@ -549,6 +583,11 @@ ngx_http_reverse_mcp_postconfiguration(ngx_conf_t *cf)
     }
 
     if (ngx_http_reverse_mcp_chat_postconfiguration(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* tokens and keys out of every error log line, debug included */
+    if (ngx_http_reverse_mcp_log_init(cf) != NGX_OK) {
         return NGX_ERROR;
     }
 

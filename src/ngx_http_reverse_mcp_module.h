@@ -68,6 +68,9 @@ typedef struct {
     size_t                     send_queue;
     u_char                    *send_queue_file;   /* for nginx -t */
     ngx_uint_t                 send_queue_line;
+    ngx_int_t                  max_pending;     /* calls per socket */
+    size_t                     max_description; /* of one tool */
+    ngx_flag_t                 cert_binding;    /* client cert = name */
 
     /* the agent-facing MCP endpoint (ngx_http_reverse_mcp_endpoint.c) */
     ngx_http_complex_value_t  *endpoint;  /* agent name; NULL: off */
@@ -104,7 +107,8 @@ void ngx_http_reverse_mcp_connector_exit(ngx_cycle_t *cycle);
 /*
  * Send a call on the local socket with this connection id: NGX_OK (done()
  * runs later), NGX_DECLINED (no such ready socket here), NGX_BUSY (its
- * send queue is full), NGX_ERROR.
+ * send queue is full), NGX_AGAIN (reverse_mcp_max_pending calls are in
+ * flight on it), NGX_ERROR.
  */
 ngx_int_t ngx_http_reverse_mcp_connector_call(uint64_t conn_id,
     ngx_http_reverse_mcp_call_t *call);
@@ -130,6 +134,11 @@ ngx_int_t ngx_http_reverse_mcp_connector_resume(uint64_t conn_id,
 /* ngx_http_reverse_mcp_endpoint.c */
 ngx_int_t ngx_http_reverse_mcp_endpoint_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_reverse_mcp_endpoint_variables(ngx_conf_t *cf);
+
+/* ngx_http_reverse_mcp_log.c */
+ngx_int_t ngx_http_reverse_mcp_log_init(ngx_conf_t *cf);
+size_t ngx_http_reverse_mcp_redact_line(u_char *dst, size_t cap, u_char *src,
+    size_t len);
 
 /* ngx_http_reverse_mcp_mailbox.c */
 ngx_int_t ngx_http_reverse_mcp_mailbox_init(ngx_cycle_t *cycle);
