@@ -33,30 +33,6 @@ sub entry {
     return $e;
 }
 
-sub run_cmd {
-    my @cmd = @_;
-    my $out = `@cmd 2>&1`;
-    die "failed ($?): @cmd\n$out\n" if $?;
-    return $out;
-}
-
-# a client key + certificate signed by $ca_crt/$ca_key, into $dir/$name.*
-sub client_cert {
-    my ($dir, $name, $ca_crt, $ca_key) = @_;
-    mkdir $dir;
-    open my $fh, '>', "$dir/ext.cnf" or die "$dir/ext.cnf: $!\n";
-    print $fh "basicConstraints=CA:FALSE\n"
-            . "keyUsage=digitalSignature,keyEncipherment\n"
-            . "extendedKeyUsage=clientAuth\n";
-    close $fh;
-    run_cmd(qw(openssl req -newkey rsa:2048 -nodes -subj), "/CN=$name",
-            '-keyout', "$dir/$name.key", '-out', "$dir/$name.csr");
-    run_cmd(qw(openssl x509 -req -days 2 -set_serial), time() . $$,
-            '-in', "$dir/$name.csr", '-CA', $ca_crt, '-CAkey', $ca_key,
-            '-extfile', "$dir/ext.cnf", '-out', "$dir/$name.crt");
-    return ("$dir/$name.crt", "$dir/$name.key");
-}
-
 __DATA__
 
 === TEST 1: wss connector: CA-verified client registers, header token only
@@ -164,11 +140,10 @@ if (!-s $ca_key) {
                              . 'certificate');
 } else {
     my ($crt, $key) = client_cert("$servroot/client", 'rmcp-client',
-                                  "$cert_dir/ca.crt", $ca_key);
+                                  ca_crt => "$cert_dir/ca.crt",
+                                  ca_key => $ca_key);
     # a certificate from a CA nginx does not trust
-    run_cmd(qw(openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj),
-            '/CN=rogue', '-keyout', "$servroot/client/rogue.key",
-            '-out', "$servroot/client/rogue.crt");
+    client_cert("$servroot/client", 'rogue', self_signed => 1);
 
     # no client certificate: nginx answers 400 before the connector
     my $s = tls_srv(name => 's1', token => 't1');

@@ -44,7 +44,7 @@ our @EXPORT = qw(
 
     http_get http_request status_json error_log_since_start
     nginx_master_pid nginx_worker_pids nginx_reload wait_until
-    free_port cert_dir expect_worker_kill timeout_scale
+    free_port cert_dir client_cert expect_worker_kill timeout_scale
 
     note explain subtest done_testing BAIL_OUT
 
@@ -352,6 +352,42 @@ sub cert_dir () {
         die "cannot create $CertDir: $!\n" unless -s "$CertDir/server.key";
     }
     return $CertDir;
+}
+
+# A client key + certificate into $dir/$name.{key,crt}, signed by the CA
+# of cert_dir() (or $o{ca_crt}/$o{ca_key}); %o: cn ($name), san
+# ("DNS:s1,DNS:s2"), self_signed (no CA: a certificate nginx does not
+# trust).  Returns (crt, key); dies when openssl fails.
+sub client_cert () {
+    my ($dir, $name, %o) = @_;
+    my $ca = cert_dir();
+    File::Path::make_path($dir);
+    my $subj = '/CN=' . ($o{cn} // $name);
+    my ($crt, $key) = ("$dir/$name.crt", "$dir/$name.key");
+    my @cmds;
+    if ($o{self_signed}) {
+        @cmds = ([qw(openssl req -x509 -newkey rsa:2048 -nodes -days 2),
+                  -subj => $subj, -keyout => $key, -out => $crt,
+                  $o{san} ? (-addext => "subjectAltName=$o{san}") : ()]);
+    } else {
+        _spew("$dir/$name.ext", "basicConstraints=CA:FALSE\n"
+            . "keyUsage=digitalSignature,keyEncipherment\n"
+            . "extendedKeyUsage=clientAuth\n"
+            . ($o{san} ? "subjectAltName=$o{san}\n" : ''));
+        @cmds = ([qw(openssl req -newkey rsa:2048 -nodes), -subj => $subj,
+                  -keyout => $key, -out => "$dir/$name.csr"],
+                 [qw(openssl x509 -req -days 2 -set_serial),
+                  int(Time::HiRes::time() * 1000) . $$,
+                  -in => "$dir/$name.csr",
+                  -CA => $o{ca_crt} // "$ca/ca.crt",
+                  -CAkey => $o{ca_key} // "$ca/ca.key",
+                  -extfile => "$dir/$name.ext", -out => $crt]);
+    }
+    for my $cmd (@cmds) {
+        my ($st, $out) = _run_cmd($cmd, 60);
+        die "client certificate generation failed: @$cmd\n$out\n" if $st;
+    }
+    return ($crt, $key);
 }
 
 my %Expand;
