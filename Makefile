@@ -123,6 +123,17 @@ test-valgrind: build bridge
 clean:
 	rm -rf $(BUILD) t/servroot*
 
+# The soak (bench/soak.py): SOAK_SECONDS (600) of 1,000 churning reverse
+# servers and a steady tools/call load on 2 workers, loopback only; prints
+# calls, errors, zone usage and worker RSS at start, middle and end.
+.PHONY: soak
+soak: build
+	gcc -O2 -g -Wall -Wextra -Werror -std=gnu11 -o $(BUILD)/mcpfast \
+	    bench/mcpfast.c -lcrypto
+	ulimit -n "$$(ulimit -Hn)" 2>/dev/null || true; \
+	timeout --signal=TERM --kill-after=15 \
+	    $$(( $${SOAK_SECONDS:-600} + 240 )) python3 bench/soak.py
+
 # The benchmark suite (bench/README.md): tools/call, idle sockets, tools/list,
 # connect storm and large results against baselines measured in the same run;
 # loopback only, under 10 minutes; results in bench/results/latest.md.

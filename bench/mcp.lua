@@ -6,6 +6,8 @@
 --                  "every server is callable" check)
 -- done() prints one line: WRKJSON {...} (rps, p50/p99 in us, errors)
 --   WRK_METHOD=GET a GET without a body (the static-file baseline)
+--   WRK_DELAY_MS=D each connection waits D ms before its next request (the
+--                  soak's steady load, bench/soak.py)
 local body = nil
 if os.getenv("WRK_BODY_FILE") then
   local f = assert(io.open(os.getenv("WRK_BODY_FILE"), "rb"))
@@ -19,6 +21,11 @@ wrk.headers["Accept"] = "application/json, text/event-stream"
 wrk.headers["MCP-Protocol-Version"] = "2025-06-18"
 local sid = os.getenv("MCP_SID")
 if sid and sid ~= "" then wrk.headers["Mcp-Session-Id"] = sid end
+
+local delay_ms = tonumber(os.getenv("WRK_DELAY_MS") or "0")
+if delay_ms > 0 then
+  function delay() return delay_ms end
+end
 
 local cycle = tonumber(os.getenv("WRK_CYCLE") or "0")
 local threads = {}

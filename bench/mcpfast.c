@@ -14,6 +14,10 @@
  *       When every server has answered tools/list, "ready <n> <ms>" is
  *       written to the ready file.  Stops on SIGTERM/SIGINT or after S
  *       seconds (default 600).
+ *       [--churn K --churn-from F] (the soak, bench/soak.py): once ready,
+ *       every second K servers of F..N-1 in turn close (WebSocket close
+ *       1000) and dial again at once; the last line on stderr counts the
+ *       churned ones, those that registered again and every failure.
  *
  *   mcpfast direct --port P [--conc C] [--seconds D] [--warmup W]
  *                  [--blob BYTES] [--max-seconds S]
@@ -242,7 +246,7 @@ static long ws_parse(unsigned char *p, size_t avail, int *fin, int *op,
 enum { ST_CONNECTING, ST_UPGRADING, ST_OPEN, ST_DEAD };
 
 typedef struct conn_s {
-    int fd, state, idx, listed, want_out;
+    int fd, state, idx, listed, want_out, churned;
     buf_t in, out, msg;
     int msg_op;
 } conn_t;
@@ -328,7 +332,7 @@ static span_t blob_result(long n)
     return (span_t){ s, len };
 }
 
-static long g_listed, g_count, g_failed, g_calls;
+static long g_listed, g_count, g_failed, g_calls, g_churned, g_relisted;
 static double g_t0;
 static const char *g_ready_file;
 
@@ -397,7 +401,8 @@ static void serve_message(conn_t *c, const char *p, size_t n)
         reply(c, id, (span_t){ g_tools_list, g_tools_list_len });
         if (!c->listed) {
             c->listed = 1;
-            if (++g_listed == g_count) write_ready();
+            if (c->churned) g_relisted++;
+            else if (++g_listed == g_count) write_ready();
         }
         return;
     }
@@ -548,6 +553,23 @@ static void serve_event(conn_t *c, uint32_t evs)
     }
 }
 
+/* the soak's churn: close one open server cleanly and dial it again */
+static void churn_one(conn_t *c)
+{
+    static const char bye[2] = { 0x03, (char) 0xe8 };       /* 1000 */
+    span_t pc[1] = { { bye, 2 } };
+
+    ws_frame(&c->out, 8, g_mask, pc, 1);
+    (void) conn_flush(c);
+    c->state = ST_DEAD;
+    epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    buf_free(&c->in); buf_free(&c->out); buf_free(&c->msg);
+    c->listed = 0; c->churned = 1; c->want_out = 0; c->msg_op = 0;
+    g_churned++;
+    if (dial(c) < 0) { c->state = ST_DEAD; g_failed++; }
+}
+
 static int parse_url(const char *url)
 {
     if (strncmp(url, "ws://", 5) != 0) return -1;
@@ -575,7 +597,8 @@ static int cmd_serve(int argc, char **argv)
 {
     const char *url = "ws://127.0.0.1:9090/ws";
     int parallel = 1000;
-    double max_seconds = 600;
+    long churn = 0, churn_from = 0, churn_next = 0;
+    double max_seconds = 600, churn_at = 0;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--url")) url = argv[i + 1];
         else if (!strcmp(argv[i], "--prefix")) snprintf(g_prefix, sizeof g_prefix, "%s", argv[i + 1]);
@@ -586,6 +609,8 @@ static int cmd_serve(int argc, char **argv)
         else if (!strcmp(argv[i], "--src-ips")) g_src_ips = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--ready-file")) g_ready_file = argv[i + 1];
         else if (!strcmp(argv[i], "--max-seconds")) max_seconds = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--churn")) churn = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--churn-from")) churn_from = atol(argv[i + 1]);
         else { fprintf(stderr, "mcpfast serve: unknown option %s\n", argv[i]); return 2; }
     }
     if (g_count <= 0 || g_tools < 1 || parse_url(url) < 0) {
@@ -613,12 +638,24 @@ static int cmd_serve(int argc, char **argv)
         if (!ready_written && next == g_count && g_listed + g_failed == g_count) {
             if (g_listed != g_count) write_ready();      /* with failures */
             ready_written = 1;
+            churn_at = now_s() + 1;
+        }
+        if (ready_written && churn > 0 && churn_from < g_count
+            && now_s() >= churn_at)
+        {
+            churn_at += 1;
+            for (long k = 0; k < churn; k++) {
+                conn_t *c = &cs[churn_from + churn_next];
+                churn_next = (churn_next + 1) % (g_count - churn_from);
+                if (c->state == ST_OPEN && c->listed) churn_one(c);
+            }
         }
     }
     long open = 0;
     for (long i = 0; i < g_count; i++) if (cs[i].state == ST_OPEN) open++;
-    fprintf(stderr, "mcpfast serve: %ld listed, %ld failed, %ld open, %ld calls\n",
-            g_listed, g_failed, open, g_calls);
+    fprintf(stderr, "mcpfast serve: %ld listed, %ld failed, %ld open, %ld calls, "
+            "%ld churned, %ld relisted\n",
+            g_listed, g_failed, open, g_calls, g_churned, g_relisted);
     return 0;
 }
 
