@@ -3,13 +3,14 @@
  *
  * Owns: a log writer installed on every file error log of the http block
  * (the main error_log and those of every server and location) when the
- * module is configured.  It rewrites each line before it is written:
- * the value after "token=", "api_key=", "Bearer " and the value of
- * "Authorization:" (less its scheme) and "X-Api-Key:" become "***".  nginx itself prints
- * request lines and request headers at the debug level (and request
- * lines in the context of many error lines) before any module runs, so
- * redacting requests in a handler alone cannot keep a reverse server's
- * token, a caller's Bearer token or an LLM key out of a debug log.
+ * module is configured.  It rewrites each line before it is written: the
+ * value after "token=", "api_key=", "Bearer " and the value of
+ * "Authorization:" (less its scheme) and "X-Api-Key:" become "***".
+ * nginx itself prints request lines and request headers at the debug
+ * level (and request lines in the context of many error lines) before any
+ * module runs, so redacting requests in a handler alone cannot keep a
+ * reverse server's token, a caller's Bearer token or an LLM key out of a
+ * debug log.
  * Logs that already have a writer (syslog:, memory:) are left alone.
  *
  * nginx keeps logging through these logs while it tears a cycle down,
