@@ -6,6 +6,12 @@
  * answers read), the caller side (connect to the owner's socket, send
  * CALL, read frames until RESULT/ERROR, write ANSWER frames), and ROUTE:
  * a caller's answer carried to the worker that holds its call.
+ *
+ * The caller side waits for the answer with a timer that is not
+ * cancelable: a worker that drains (reload, binary upgrade) stays until
+ * its remote calls are answered, as it does for local ones; it also ends
+ * a call whose owner stopped answering (the call's own timeout plus 5 s,
+ * else an hour: the owner enforces its reverse_mcp_call_timeout).
  */
 
 #include "ngx_http_reverse_mcp_mailbox.h"
@@ -14,6 +20,10 @@
 #include "ngx_http_reverse_mcp_outq.h"
 
 #include <sys/un.h>
+
+
+#define NGX_HTTP_REVERSE_MCP_MB_WAIT_MAX    3600000
+#define NGX_HTTP_REVERSE_MCP_MB_WAIT_EXTRA  5000
 
 
 typedef struct {
@@ -86,7 +96,7 @@ static ngx_int_t ngx_http_reverse_mcp_mb_connect(
 static void ngx_http_reverse_mcp_mb_client_write(ngx_event_t *ev);
 static void ngx_http_reverse_mcp_mb_client_read(ngx_event_t *ev);
 static void ngx_http_reverse_mcp_mb_client_fail(
-    ngx_http_reverse_mcp_mb_client_t *cl, const char *msg);
+    ngx_http_reverse_mcp_mb_client_t *cl, ngx_int_t code, const char *msg);
 static void ngx_http_reverse_mcp_mb_client_close(
     ngx_http_reverse_mcp_mb_client_t *cl);
 
@@ -1034,6 +1044,11 @@ ngx_http_reverse_mcp_mailbox_call(ngx_http_reverse_mcp_call_t *call,
     c = cl->pc.connection;
     c->read->handler = ngx_http_reverse_mcp_mb_client_read;
 
+    ngx_add_timer(c->read,
+                  call->timeout
+                  ? call->timeout + NGX_HTTP_REVERSE_MCP_MB_WAIT_EXTRA
+                  : NGX_HTTP_REVERSE_MCP_MB_WAIT_MAX);
+
     *handle = cl;
 
     if (rc == NGX_OK) {
@@ -1074,7 +1089,8 @@ ngx_http_reverse_mcp_mb_client_write(ngx_event_t *ev)
     }
 
     if (rc == NGX_ERROR) {
-        ngx_http_reverse_mcp_mb_client_fail(cl, "cannot write to the owner "
+        ngx_http_reverse_mcp_mb_client_fail(cl, NGX_HTTP_REVERSE_MCP_ERR_GONE,
+                                            "cannot write to the owner "
                                             "worker's mailbox");
         return;
     }
@@ -1098,18 +1114,28 @@ ngx_http_reverse_mcp_mb_client_read(ngx_event_t *ev)
     cl = c->data;
     call = cl->call;
 
+    if (ev->timedout) {
+        ngx_http_reverse_mcp_mb_client_fail(cl,
+                                            NGX_HTTP_REVERSE_MCP_ERR_TIMEOUT,
+                                            "no answer from the worker "
+                                            "holding the server");
+        return;
+    }
+
     for ( ;; ) {
         rc = ngx_http_reverse_mcp_mb_read(c, &cl->rd);
 
         if (rc == NGX_AGAIN) {
             if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
-                ngx_http_reverse_mcp_mb_client_fail(cl, "mailbox failure");
+                ngx_http_reverse_mcp_mb_client_fail(cl,
+                    NGX_HTTP_REVERSE_MCP_ERR_GONE, "mailbox failure");
             }
             return;
         }
 
         if (rc == NGX_ERROR) {
             ngx_http_reverse_mcp_mb_client_fail(cl,
+                NGX_HTTP_REVERSE_MCP_ERR_GONE,
                 "the worker holding the server closed the call "
                 "(did it exit?)");
             return;
@@ -1155,7 +1181,8 @@ ngx_http_reverse_mcp_mb_client_read(ngx_event_t *ev)
             return;
         }
 
-        ngx_http_reverse_mcp_mb_client_fail(cl, "invalid mailbox frame");
+        ngx_http_reverse_mcp_mb_client_fail(cl, NGX_HTTP_REVERSE_MCP_ERR_GONE,
+                                            "invalid mailbox frame");
         return;
     }
 }
@@ -1163,7 +1190,7 @@ ngx_http_reverse_mcp_mb_client_read(ngx_event_t *ev)
 
 static void
 ngx_http_reverse_mcp_mb_client_fail(ngx_http_reverse_mcp_mb_client_t *cl,
-    const char *msg)
+    ngx_int_t code, const char *msg)
 {
     u_char                        buf[NGX_HTTP_REVERSE_MCP_ERROR_TEXT];
     u_char                        text[256], *p;
@@ -1182,8 +1209,7 @@ ngx_http_reverse_mcp_mb_client_fail(ngx_http_reverse_mcp_mb_client_t *cl,
                   &m);
 
     json.data = buf;
-    json.len = ngx_http_reverse_mcp_call_error_text(buf,
-                   NGX_HTTP_REVERSE_MCP_ERR_GONE, &m) - buf;
+    json.len = ngx_http_reverse_mcp_call_error_text(buf, code, &m) - buf;
 
     if (cl->pc.connection) {
         ngx_close_connection(cl->pc.connection);
