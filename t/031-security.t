@@ -42,17 +42,7 @@ sub agent_servers {
 
 # a reverse server whose "slow" tool answers only when the test says so
 sub slow_server {
-    my (%o) = @_;
-    my @held;
-    my $s = up(%o, tools => [ tool('echo'), tool('slow') ], on_request => sub {
-        my ($s, $msg) = @_;
-        return undef unless $msg->{method} eq 'tools/call'
-                            && $msg->{params}{name} eq 'slow';
-        push @{ $s->{held} }, $msg->{id};
-        return { noreply => 1 };
-    });
-    $s->{held} = [];
-    return $s;
+    return up(@_, tools => [ tool('echo'), tool('slow') ], hold => ['slow']);
 }
 
 sub call_msg {

@@ -63,34 +63,55 @@ sub tool {
 }
 
 # a scripted reverse server, connected and handshaken, registered under
-# agent $o{agent} (a1), or die
+# agent $o{agent} (a1), or die; worker => PID / not_worker => PID: on
+# that worker (or on another one, like worker_socket()); port: of the
+# connector and the status page
 sub up {
     my (%o) = @_;
     my $agent = delete $o{agent} // 'a1';
-    my $s = Test::Nginx::ReverseMCP->new(port => port(), token => 't',
-                                         tools => [ tool('echo') ], %o);
-    my $st = $s->connect;
+    my ($on, $not_on) = (delete $o{worker}, delete $o{not_worker});
+    my ($s, $st);
+    for my $try (1 .. 40) {
+        my $pre = defined $on || defined $not_on;
+        $s = Test::Nginx::ReverseMCP->new(port => port(), token => 't',
+            tools => [ tool('echo') ], %o, $pre ? (ws_opts => {
+                pre_request => "GET /status HTTP/1.1\r\nHost: localhost\r\n\r\n",
+                %{ $o{ws_opts} || {} } }) : ());
+        $st = $s->connect;
+        last unless $pre;
+        my $r = $s->ws->{pre_response}
+            or die "$o{name}: no answer to GET /status\n";
+        my $pid = $J->decode($r->{body})->{pid};
+        last if defined $on ? $pid == $on : $pid != $not_on;
+        $s->disconnect;
+        undef $s;
+    }
+    die "$o{name}: no connection landed on the wanted worker in 40 "
+        . "tries\n" unless $s;
     die "$o{name}: handshake status $st\n" unless $st == 101;
     die "$o{name}: MCP handshake did not complete\n"
         unless $s->handshake(5);
     # registered once the gateway has processed the tools/list answer
     Test::Nginx::Socket::wait_until(sub {
-        my $j = Test::Nginx::Socket::status_json();
+        my $j = Test::Nginx::Socket::status_json(undef,
+                    $o{port} ? (port => $o{port}) : ());
         my ($a) = grep { $_->{name} eq $agent } @{ $j->{agents} };
         return grep { $_->{name} eq $o{name} } @{ $a->{servers} || [] };
     }, 3, 0.01) or die "$o{name}: not registered after 3 s\n";
     return $s;
 }
 
-# A connection held by nginx worker $pid (blocking): each try sends
-# GET /status on a keep-alive connection first (the configuration needs
-# "location = /status { reverse_mcp_status; }"), whose "pid" says which
-# worker holds it; dies after 40 tries
+# A connection held by nginx worker $pid (blocking), or with not => 1 by
+# any other worker: each try sends GET /status on a keep-alive connection
+# first (the configuration needs "location = /status {
+# reverse_mcp_status; }"), whose "pid" says which worker holds it; dies
+# after 40 tries.  %o: not, port
 sub worker_socket {
-    my ($pid) = @_;
+    my ($pid, %o) = @_;
     for my $try (1 .. 40) {
         my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                         PeerPort => port(), Timeout => 5)
+                                         PeerPort => $o{port} // port(),
+                                         Timeout => 5)
             or die "connect: $!\n";
         print $sock "GET /status HTTP/1.1\r\nHost: localhost\r\n\r\n";
         my $buf = '';
@@ -104,10 +125,13 @@ sub worker_socket {
             sysread($sock, $buf, $want - length $buf, length $buf) or last;
         }
         my $j = eval { $J->decode(substr $buf, index($buf, "\r\n\r\n") + 4) };
-        return $sock if $j && $j->{pid} == $pid;
+        return $sock if $j && ($o{not} ? $j->{pid} != $pid
+                                       : $j->{pid} == $pid);
         close $sock;
     }
-    die "no connection landed on worker $pid in 40 tries\n";
+    die "no connection landed on " . ($o{not} ? 'a worker other than '
+                                               : 'worker ')
+        . "$pid in 40 tries\n";
 }
 
 # Starts an HTTP request on a non-blocking socket ("Connection: close").
@@ -115,7 +139,8 @@ sub worker_socket {
 # session, version (MCP-Protocol-Version), accept (undef: none),
 # content_type, host, port, headers => [ name => value, ... ],
 # servers => [ reverse servers to pump ], worker => pid of the nginx
-# worker that must serve it (worker_socket())
+# worker that must serve it, or not_worker => pid of one that must not
+# (worker_socket())
 sub mcp_start {
     my (%o) = @_;
     my $method = $o{method} // 'POST';
@@ -138,7 +163,9 @@ sub mcp_start {
             if length $body || $method eq 'POST';
     $req .= "Connection: close\r\n\r\n$body";
 
-    my $sock = $o{worker} ? worker_socket($o{worker})
+    my $sock = defined $o{worker} || defined $o{not_worker}
+             ? worker_socket($o{worker} // $o{not_worker},
+                             not => defined $o{not_worker}, port => $o{port})
              : IO::Socket::INET->new(PeerAddr => '127.0.0.1',
                                      PeerPort => $o{port} // port(),
                                      Timeout => 5)
@@ -262,18 +289,19 @@ sub req {
 }
 
 # initialize + notifications/initialized; returns the session id;
-# %o: path (/mcp), version (2025-06-18), capabilities ({})
+# %o: path (/mcp), version (2025-06-18), capabilities ({}), port
 sub session {
     my (%o) = @_;
-    my $r = mcp(path => $o{path} // '/mcp', msg => req(0, 'initialize', {
+    my $r = mcp(path => $o{path} // '/mcp', port => $o{port},
+                msg => req(0, 'initialize', {
         protocolVersion => $o{version} // '2025-06-18',
         capabilities => $o{capabilities} // {},
         clientInfo => { name => 't', version => '1' } }));
     die "initialize: $r->{status} $r->{body}\n" unless $r->{status} == 200;
     my $sid = $r->{headers}{'mcp-session-id'}
         or die "initialize: no Mcp-Session-Id\n";
-    my $n = mcp(path => $o{path} // '/mcp', session => $sid,
-                msg => { jsonrpc => '2.0',
+    my $n = mcp(path => $o{path} // '/mcp', port => $o{port},
+                session => $sid, msg => { jsonrpc => '2.0',
                          method => 'notifications/initialized' });
     die "initialized: $n->{status}\n" unless $n->{status} == 202;
     return $sid;

@@ -14,6 +14,8 @@ package Test::Nginx::ReverseMCP;
 #   $s->set_tools([...]); $s->notify('notifications/tools/list_changed');
 #   ok $s->pump_until(sub { $s->{tools_list_count} >= 2 }, 5);
 #   my $id = $s->request('ping'); my $resp = $s->wait_response($id, 2);
+#   hold => ['slow']: tools/call of "slow" is not answered; its id goes to
+#   $s->{held} and the test answers with $s->respond($id, $result)
 #
 # Everything received is recorded in $s->{received} (decoded messages, or
 # { invalid => $text } for non-JSON); everything sent in $s->{sent}.
@@ -46,6 +48,7 @@ sub new {
         server_info      => { name => 'fake', version => '1' },
         instructions     => undef,
         on_request       => undef,
+        hold             => undef,      # tools/call names not answered
         close_reply      => 1,          # echo the gateway's close frame
         timeout          => 5,
         ws_opts          => {},         # passed through to WS->connect
@@ -60,6 +63,7 @@ sub new {
         init_count       => 0,
         initialized      => 0,
         tools_list_count => 0,
+        held             => [],         # ids of held tools/call
         next_id          => 1,
         closed           => 0,
     }, $class;
@@ -270,6 +274,15 @@ sub _dispatch {
         push @{ $self->{notifications} }, $msg;
         $self->{initialized}++
             if $msg->{method} eq 'notifications/initialized';
+        return;
+    }
+
+    # hold => [ tool names ]: their calls are recorded in {held} (ids)
+    # and not answered until the test calls respond()
+    if ($self->{hold} && $msg->{method} eq 'tools/call'
+        && grep { $_ eq ($msg->{params}{name} // '') } @{ $self->{hold} })
+    {
+        push @{ $self->{held} }, $msg->{id};
         return;
     }
 

@@ -583,7 +583,7 @@ sub _listen_ports () {
 sub nginx_worker_pids () {
     my (%opt) = @_;
     my @pids;
-    my $master = $Cur{pid} or return @pids;
+    my $master = $opt{master} // $Cur{pid} or return @pids;
     opendir my $d, '/proc' or return @pids;
     for my $pid (grep { /^\d+$/ } readdir $d) {
         my $stat = _slurp("/proc/$pid/stat");
