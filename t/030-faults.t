@@ -20,6 +20,7 @@ use Test::Nginx::Socket;
 use Test::Nginx::ReverseMCP;
 use Test::Nginx::MCP;
 use POSIX ();
+use Time::HiRes ();
 use File::Path ();
 
 master_on();
@@ -44,12 +45,6 @@ sub servers_of {
     my ($j) = @_;
     my ($a) = grep { $_->{name} eq 'a1' } @{ ($j // status_json())->{agents} };
     return @{ $a->{servers} || [] };
-}
-
-sub entry {
-    my ($name, $j) = @_;
-    my ($e) = grep { $_->{name} eq $name } servers_of($j);
-    return $e;
 }
 
 # a reverse server whose "slow" tool is answered when the test says so
@@ -155,9 +150,12 @@ ok($s->pump_until(sub { @{ $s->{held} } == 1 }, 5),
    "the call from worker $victim reached the server (owner $owner)");
 my $id = $s->{held}[0];
 
+my $t0 = Time::HiRes::time();
 kill 'KILL', $victim;
 ok($s->pump_until(sub { grep { $_ == $id } cancelled_ids($s) }, 5),
    "the server got notifications/cancelled for request $id");
+note(sprintf 'FIGURE kill-caller: notifications/cancelled %.0f ms after '
+     . 'the kill', (Time::HiRes::time() - $t0) * 1000);
 my ($n) = grep { $_->{params}{requestId} == $id }
           $s->received('notifications/cancelled');
 ok(length($n->{params}{reason} // ''), "... with a reason: $n->{params}{reason}");
@@ -208,14 +206,18 @@ my %h = (
 ok($s1->pump_until(sub { @{ $s1->{held} } == 2 }, 5), 's1 holds two calls');
 ok($s2->pump_until(sub { @{ $s2->{held} } == 1 }, 5), 's2 holds one');
 
+my $t0 = Time::HiRes::time();
 kill 'KILL', $victim;
 my $r = mcp_finish($h{remote}, 5);
+my $t1 = Time::HiRes::time();
 is($r->{json}{error}{code}, -32003,
    'the call from the other worker: -32003 at once');
 like($r->{json}{error}{message}, qr/s1/, "... naming s1: $r->{json}{error}{message}");
 ok(mcp_poll($h{local}, 3), "the call held by the dead worker: connection closed");
 is($h{local}{buf}, '', '... without a response');
 ok(wait_until(sub { !entry('s1') }, 3, 0.02), 's1 purged');
+note(sprintf 'FIGURE kill-owner: -32003 after %.0f ms, purged after '
+     . '%.0f ms', ($t1 - $t0) * 1000, (Time::HiRes::time() - $t0) * 1000);
 ok($s1->ws->is_eof(2), "s1's socket is gone");
 forget_expected_kill($victim);
 
@@ -285,6 +287,9 @@ for my $id (sort keys %h) {
 }
 is_deeply(\@bad, [], 'every call answered with its own result');
 is_deeply(\%answers, { map { $_ => 1 } keys %h }, '... exactly once');
+note(sprintf 'FIGURE reload: %d calls in flight, %d answered once, '
+     . '%d registered', scalar keys %h, scalar grep({ $_ == 1 } values %answers),
+     scalar servers_of());
 is_deeply([ map { scalar $_->received('tools/call') } @s ],
           [ (1) x 40, (0) x 60 ],
           'each server got its call once, the others none');
@@ -324,10 +329,13 @@ my @h = (mcp_start(worker => $owner, session => $sid, msg => call_msg(1, 's1__sl
 ok($s1->pump_until(sub { @{ $s1->{held} } == 2 }, 5), 's1 holds two calls');
 # from now on s1 reads nothing and answers nothing; s2 keeps answering
 my @r;
+my $t0 = Time::HiRes::time();
 ok(wait_until(sub {
     $s2->pump(0.01);
     !grep { !mcp_poll($_, 0.01) } @h;
 }, 6, 0), 'both calls end within ping interval + timeout');
+note(sprintf 'FIGURE silent: both calls -32003 %.1f s after the server '
+     . 'went silent (ping 1 s + timeout 1 s)', Time::HiRes::time() - $t0);
 @r = map { parse_response($_->{buf}) } @h;
 is_deeply([ map { $_->{json}{error}{code} } @r ], [ -32003, -32003 ],
           'both: -32003');
@@ -375,6 +383,8 @@ for my $i (1 .. 40) {
 }
 ok($busy, "call $n of 1 MB: refused while the server does not read "
    . '(the kernel buffers the first ones)');
+note("FIGURE slow-reader: call $n of 1 MB refused with -32004 (send queue "
+     . '2 MB), ' . scalar(@accepted) . ' queued calls answered later');
 is($busy->{json}{error}{code}, -32004, '... -32004');
 like($busy->{json}{error}{message}, qr/does not read its socket \(send queue full\)/,
      "... $busy->{json}{error}{message}");
@@ -420,9 +430,13 @@ for my $i (1 .. 100) {
     $sent += 200;
 }
 is($sent, 20000, '20,000 notifications sent by s1');
+my $t0 = Time::HiRes::time();
 my $r = mcp(session => $sid, servers => [ $s2 ],
             msg => call_msg(1, 's2__echo', { text => 'fair' }));
 is($r->{json}{result}{content}[0]{text}, 'fair', 'a call to s2 meanwhile');
+note(sprintf 'FIGURE flood: a call to another server answered in %.0f ms '
+     . 'during a flood of 20,000 notifications',
+     (Time::HiRes::time() - $t0) * 1000);
 $r = mcp(session => $sid, servers => [ $s1 ],
          msg => call_msg(2, 's1__echo', { text => 'mine' }));
 is($r->{json}{result}{content}[0]{text}, 'mine', "and one to s1 itself");
@@ -466,7 +480,10 @@ for my $i (1 .. 3) {
     is($r->{json}{result}{content}[0]{text}, "meanwhile $i",
        "call $i meanwhile");
 }
+my $t0 = Time::HiRes::time();
 my $r = mcp_finish($slow, 20);
+note(sprintf 'FIGURE slow-caller: 3 calls answered while a 4 MB SSE reply '
+     . 'waited; read in %.0f ms afterwards', (Time::HiRes::time() - $t0) * 1000);
 is($r->{status}, 200, 'the slow reader gets 200');
 like($r->{headers}{'content-type'}, qr{^text/event-stream}, '... as SSE');
 is(length($r->{json}{result}{content}[0]{text} // ''), length $big,
@@ -492,8 +509,11 @@ my $sock = "$ServRoot/reverse_mcp/mcp.$owner.sock";
 ok(-S $sock, "the owner's mailbox socket exists");
 ok(rename($sock, "$sock.away"), 'moved away');
 my $sid = session();
+my $t0 = Time::HiRes::time();
 my $r = mcp(not_worker => $owner, session => $sid, servers => [ $s ],
             msg => call_msg(1, 's1__echo', { text => 'x' }));
+note(sprintf 'FIGURE no-mailbox: -32004 in %.0f ms',
+     (Time::HiRes::time() - $t0) * 1000);
 is($r->{json}{error}{code}, -32004, 'a call from the other worker: -32004');
 like($r->{json}{error}{message}, qr/busy, try again/,
      "... $r->{json}{error}{message}");
@@ -586,6 +606,8 @@ ok($e && (grep { $_ == $e->{owner_pid} } @new_workers),
 $r = mcp($P->(session => $sid2, servers => [ $s2 ],
               msg => call_msg(4, 's1__echo', { text => 'upgraded' })));
 is($r->{json}{result}{content}[0]{text}, 'upgraded', 'calls work again');
+note('FIGURE upgrade: the call in flight answered once by the old worker, '
+     . 's1 registered with new worker ' . $e->{owner_pid});
 $s2->disconnect;
 
 kill 'QUIT', $new;

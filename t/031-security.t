@@ -135,6 +135,9 @@ like($log, qr/\[debug\] .*http args: "[^"]*token=\*\*\*/,
      'nginx logged the query string at debug level, redacted');
 like($log, qr/refused server "s1": wrong token \(401\)/,
      'the refusals are in the log');
+note(sprintf 'FIGURE secrets: %d debug log lines and %d access log lines '
+     . 'checked for %d secrets', ($log =~ tr/\n//), ($access =~ tr/\n//),
+     scalar @secrets);
 for my $secret (@secrets) {
     ok(index($log, $secret) < 0, "error.log: no $secret");
     ok(index($access, $secret) < 0, "access.log: no $secret");
