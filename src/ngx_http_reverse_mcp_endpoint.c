@@ -146,6 +146,22 @@ typedef struct {
 } ngx_http_reverse_mcp_ep_method_t;
 
 
+/*
+ * Rendered tool lists, per worker: one per (agent, server part, tool
+ * separator), kept while the agent's tool-set generation stays the same.
+ */
+#define NGX_HTTP_REVERSE_MCP_EP_TOOLS_CACHE  8
+
+typedef struct {
+    ngx_pool_t               *pool;     /* NULL: the slot is free */
+    ngx_str_t                 agent;
+    ngx_str_t                 server;
+    ngx_str_t                 sep;
+    ngx_uint_t                generation;
+    ngx_array_t               elts;     /* ngx_str_t, the tool objects */
+} ngx_http_reverse_mcp_ep_tools_t;
+
+
 /* what a reply puts before a "result" value (one byte less for "error") */
 #define NGX_HTTP_REVERSE_MCP_EP_REPLY_HEAD                                   \
     "{\"jsonrpc\":\"2.0\",\"id\":,\"result\":"
@@ -264,6 +280,10 @@ static ngx_int_t ngx_http_reverse_mcp_ep_set_level(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_ctx_t *ctx, yajl_val params);
 static ngx_int_t ngx_http_reverse_mcp_ep_tools_list(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_ctx_t *ctx, yajl_val params);
+static ngx_http_reverse_mcp_ep_tools_t *ngx_http_reverse_mcp_ep_tools(
+    ngx_http_request_t *r, ngx_http_reverse_mcp_ep_ctx_t *ctx);
+static ngx_uint_t ngx_http_reverse_mcp_ep_str_same(ngx_str_t *a,
+    ngx_str_t *b);
 static ngx_int_t ngx_http_reverse_mcp_ep_split_array(ngx_str_t *json,
     ngx_array_t *elts);
 static ngx_int_t ngx_http_reverse_mcp_ep_cursor(ngx_http_request_t *r,
@@ -456,6 +476,11 @@ static const char  *ngx_http_reverse_mcp_ep_cap_names[] = {
 /* this worker's forwarded requests in flight, for cancellation */
 static ngx_queue_t        ngx_http_reverse_mcp_ep_calls;
 static ngx_uint_t         ngx_http_reverse_mcp_ep_calls_init;
+
+
+static ngx_http_reverse_mcp_ep_tools_t
+    ngx_http_reverse_mcp_ep_tools_cache[NGX_HTTP_REVERSE_MCP_EP_TOOLS_CACHE];
+static ngx_uint_t         ngx_http_reverse_mcp_ep_tools_next;
 static ngx_event_t        ngx_http_reverse_mcp_ep_poll_ev;
 static ngx_atomic_uint_t  ngx_http_reverse_mcp_ep_cancel_seen;
 static ngx_shm_zone_t    *ngx_http_reverse_mcp_ep_zone;
@@ -1579,12 +1604,12 @@ static ngx_int_t
 ngx_http_reverse_mcp_ep_tools_list(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_ctx_t *ctx, yajl_val params)
 {
-    u_char       *p;
-    size_t        len;
-    ngx_int_t     rc;
-    ngx_str_t     json, cursor, next, result, *elt;
-    ngx_uint_t    generation, offset, end, i;
-    ngx_array_t   elts;
+    u_char                           *p;
+    size_t                            len;
+    ngx_str_t                         cursor, next, result, *elt;
+    ngx_uint_t                        generation, offset, end, i;
+    ngx_array_t                       elts;
+    ngx_http_reverse_mcp_ep_tools_t  *tl;
 
     ngx_str_null(&cursor);
 
@@ -1598,40 +1623,17 @@ ngx_http_reverse_mcp_ep_tools_list(ngx_http_request_t *r,
                                  "string");
     }
 
-    rc = ngx_http_reverse_mcp_registry_tools(ctx->zone, r->pool, &ctx->agent,
-                                             &ctx->server,
-                                             &ctx->lcf->tool_separator,
-                                             &json, &generation,
-                                             r->connection->log);
-    if (rc == NGX_DECLINED) {
-        /* the server is not connected now: no tools */
-        ngx_str_set(&json, "[]");
+    tl = ngx_http_reverse_mcp_ep_tools(r, ctx);
 
-    } else if (rc != NGX_OK) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "reverse_mcp: could not render the tools of agent "
-                      "\"%V\"", &ctx->agent);
-
+    if (tl == NULL) {
         return ngx_http_reverse_mcp_ep_error(r, ctx,
                                  NGX_HTTP_INTERNAL_SERVER_ERROR,
                                  NGX_HTTP_REVERSE_MCP_INTERNAL_ERROR,
                                  "Internal error");
     }
 
-    if (ngx_array_init(&elts, r->pool, 64, sizeof(ngx_str_t)) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (ngx_http_reverse_mcp_ep_split_array(&json, &elts) != NGX_OK) {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "reverse_mcp: the registry rendered an invalid tool "
-                      "array for agent \"%V\"", &ctx->agent);
-
-        return ngx_http_reverse_mcp_ep_error(r, ctx,
-                                 NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                 NGX_HTTP_REVERSE_MCP_INTERNAL_ERROR,
-                                 "Internal error");
-    }
+    elts = tl->elts;
+    generation = tl->generation;
 
     offset = 0;
 
@@ -1703,6 +1705,118 @@ ngx_http_reverse_mcp_ep_tools_list(ngx_http_request_t *r,
     result.len = p - result.data;
 
     return ngx_http_reverse_mcp_ep_reply(r, ctx, 0, &result);
+}
+
+
+/*
+ * The agent's (or the URI's server's) tools, from this worker's cache while
+ * the tool-set generation has not moved, else rendered from the registry
+ * and kept.  NULL on errors (logged).
+ */
+static ngx_http_reverse_mcp_ep_tools_t *
+ngx_http_reverse_mcp_ep_tools(ngx_http_request_t *r,
+    ngx_http_reverse_mcp_ep_ctx_t *ctx)
+{
+    ngx_int_t                         rc;
+    ngx_str_t                         json, *sep;
+    ngx_uint_t                        i, generation;
+    ngx_pool_t                       *pool;
+    ngx_http_reverse_mcp_ep_tools_t  *tl;
+
+    sep = &ctx->lcf->tool_separator;
+
+    generation = ngx_http_reverse_mcp_registry_generation(ctx->zone,
+                                                          &ctx->agent);
+
+    for (i = 0; i < NGX_HTTP_REVERSE_MCP_EP_TOOLS_CACHE; i++) {
+        tl = &ngx_http_reverse_mcp_ep_tools_cache[i];
+
+        if (tl->pool && tl->generation == generation
+            && ngx_http_reverse_mcp_ep_str_same(&tl->agent, &ctx->agent)
+            && ngx_http_reverse_mcp_ep_str_same(&tl->server, &ctx->server)
+            && ngx_http_reverse_mcp_ep_str_same(&tl->sep, sep))
+        {
+            return tl;
+        }
+    }
+
+    pool = ngx_create_pool(16384, ngx_cycle->log);
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    rc = ngx_http_reverse_mcp_registry_tools(ctx->zone, pool, &ctx->agent,
+                                             &ctx->server, sep, &json,
+                                             &generation, r->connection->log);
+    if (rc == NGX_DECLINED) {
+        /* the server is not connected now: no tools */
+        ngx_str_set(&json, "[]");
+
+    } else if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "reverse_mcp: could not render the tools of agent "
+                      "\"%V\"", &ctx->agent);
+        goto failed;
+    }
+
+    tl = &ngx_http_reverse_mcp_ep_tools_cache[
+             ngx_http_reverse_mcp_ep_tools_next];
+
+    if (tl->pool) {
+        ngx_destroy_pool(tl->pool);
+        tl->pool = NULL;
+    }
+
+    if (ngx_array_init(&tl->elts, pool, 64, sizeof(ngx_str_t)) != NGX_OK) {
+        goto failed;
+    }
+
+    if (ngx_http_reverse_mcp_ep_split_array(&json, &tl->elts) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "reverse_mcp: the registry rendered an invalid tool "
+                      "array for agent \"%V\"", &ctx->agent);
+        goto failed;
+    }
+
+    tl->agent.data = ngx_pstrdup(pool, &ctx->agent);
+    tl->server.data = ngx_pstrdup(pool, &ctx->server);
+    tl->sep.data = ngx_pstrdup(pool, sep);
+
+    if ((ctx->agent.len && tl->agent.data == NULL)
+        || (ctx->server.len && tl->server.data == NULL)
+        || (sep->len && tl->sep.data == NULL))
+    {
+        goto failed;
+    }
+
+    tl->agent.len = ctx->agent.len;
+    tl->server.len = ctx->server.len;
+    tl->sep.len = sep->len;
+
+    /* a server that is not connected is not kept: its generation may not
+     * be the agent's */
+    tl->generation = (rc == NGX_DECLINED) ? (ngx_uint_t) -1 : generation;
+    tl->pool = pool;
+
+    ngx_http_reverse_mcp_ep_tools_next = (ngx_http_reverse_mcp_ep_tools_next
+                                          + 1)
+                                         % NGX_HTTP_REVERSE_MCP_EP_TOOLS_CACHE;
+
+    return tl;
+
+failed:
+
+    ngx_destroy_pool(pool);
+
+    return NULL;
+}
+
+
+static ngx_uint_t
+ngx_http_reverse_mcp_ep_str_same(ngx_str_t *a, ngx_str_t *b)
+{
+    return a->len == b->len
+           && (a->len == 0 || ngx_memcmp(a->data, b->data, a->len) == 0);
 }
 
 
