@@ -37,6 +37,10 @@
 #define NGX_HTTP_REVERSE_MCP_ERR_TIMEOUT      -32002 /* call timed out */
 #define NGX_HTTP_REVERSE_MCP_ERR_GONE         -32003 /* socket/owner died */
 #define NGX_HTTP_REVERSE_MCP_ERR_BUSY         -32004 /* send queue full */
+#define NGX_HTTP_REVERSE_MCP_ERR_CAPABILITY   -32021 /* 2026-07-28: the
+                                                      server asked for a
+                                                      client capability
+                                                      the caller lacks */
 #define NGX_HTTP_REVERSE_MCP_ERR_INTERNAL     -32603
 #define NGX_HTTP_REVERSE_MCP_ERR_PARAMS       -32602 /* a requestState
                                                         that names nothing */

@@ -264,6 +264,9 @@ static void ngx_http_reverse_mcp_rpc_failed(ngx_http_reverse_mcp_conn_t *ctx,
 static void ngx_http_reverse_mcp_pending_finish(
     ngx_http_reverse_mcp_pending_t *p, ngx_uint_t is_error, ngx_str_t *json);
 static void ngx_http_reverse_mcp_pending_timeout(ngx_event_t *ev);
+static void ngx_http_reverse_mcp_missing_capability(
+    ngx_http_reverse_mcp_conn_t *ctx, ngx_http_reverse_mcp_pending_t *pd,
+    ngx_str_t *method, ngx_uint_t need);
 static void ngx_http_reverse_mcp_fail_pending(
     ngx_http_reverse_mcp_conn_t *ctx, ngx_int_t code, const char *message);
 static ngx_http_reverse_mcp_pending_t *ngx_http_reverse_mcp_pending_by_token(
@@ -2339,6 +2342,12 @@ ngx_http_reverse_mcp_relay(ngx_http_reverse_mcp_conn_t *ctx,
     if (!(relay & need)) {
         *ngx_slprintf(text, last, "%V: the caller of this call did not "
                       "declare the %s capability", method, cap) = '\0';
+
+        if (relay & NGX_HTTP_REVERSE_MCP_RELAY_MODERN) {
+            /* the call cannot complete for this caller: it ends now */
+            ngx_http_reverse_mcp_missing_capability(ctx, pd, method, need);
+        }
+
         return NGX_DECLINED;
     }
 
@@ -3902,6 +3911,52 @@ ngx_http_reverse_mcp_gateway_error(ngx_http_reverse_mcp_pending_t *pd,
 
     json.data = buf;
     json.len = ngx_http_reverse_mcp_call_error_text(buf, code, &msg) - buf;
+
+    ngx_http_reverse_mcp_pending_finish(pd, 1, &json);
+}
+
+
+/*
+ * 2026-07-28: processing the call needs a client capability its caller
+ * did not declare (the server asked for sampling, elicitation or roots):
+ * the caller gets -32021 MissingRequiredClientCapability with
+ * data.requiredCapabilities, the server notifications/cancelled.
+ */
+static void
+ngx_http_reverse_mcp_missing_capability(ngx_http_reverse_mcp_conn_t *ctx,
+    ngx_http_reverse_mcp_pending_t *pd, ngx_str_t *method, ngx_uint_t need)
+{
+    u_char      buf[512], *p, *last;
+    ngx_str_t   json;
+    const char  *caps;
+
+    caps = (need & NGX_HTTP_REVERSE_MCP_RELAY_SAMPLING) ? "{\"sampling\":{}}"
+           : (need & NGX_HTTP_REVERSE_MCP_RELAY_ELICIT_URL)
+             ? "{\"elicitation\":{\"url\":{}}}"
+           : (need & NGX_HTTP_REVERSE_MCP_RELAY_ELICIT)
+             ? "{\"elicitation\":{}}"
+           : "{\"roots\":{}}";
+
+    last = buf + sizeof(buf);
+
+    p = ngx_slprintf(buf, last, "{\"code\":%i,\"message\":\"Missing "
+                     "required client capability: server \\\"%V\\\" "
+                     "sent %V during the call\",\"data\":"
+                     "{\"requiredCapabilities\":%s}}",
+                     (ngx_int_t) NGX_HTTP_REVERSE_MCP_ERR_CAPABILITY,
+                     &ctx->server, method, caps);
+
+    json.data = buf;
+    json.len = p - buf;
+
+    ngx_log_error(NGX_LOG_INFO, ctx->connection->log, 0,
+                  "reverse_mcp: call %uL to server \"%V\" ends with -32021: "
+                  "it sent %V, which its caller cannot answer",
+                  (uint64_t) pd->node.key, &ctx->server, method);
+
+    ngx_http_reverse_mcp_send_cancelled(ctx, (int64_t) pd->node.key,
+                                        "the client lacks a capability the "
+                                        "request needs");
 
     ngx_http_reverse_mcp_pending_finish(pd, 1, &json);
 }

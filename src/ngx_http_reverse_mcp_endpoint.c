@@ -4352,6 +4352,16 @@ ngx_http_reverse_mcp_ep_reply(ngx_http_request_t *r,
 
     body.len = p - body.data;
 
+    if (ctx->modern && is_error && !ctx->header_sent
+        && value->len > sizeof("{\"code\":-32021,") - 1
+        && ngx_strncmp(value->data, "{\"code\":-32021,",
+                       sizeof("{\"code\":-32021,") - 1) == 0)
+    {
+        /* MissingRequiredClientCapability: 400 on HTTP, not a stream */
+        return ngx_http_reverse_mcp_http_send(r, NGX_HTTP_BAD_REQUEST, NULL,
+                                              &body);
+    }
+
     if (!ctx->sse && ctx->accept_json) {
         return ngx_http_reverse_mcp_http_send(r, NGX_HTTP_OK, NULL, &body);
     }

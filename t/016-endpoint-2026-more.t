@@ -4,9 +4,11 @@
 # missing, extra, malformed or different; Base64 sentinel values decoded;
 # integers compared as numbers; headers the tool does not declare are
 # ignored), tool definitions whose x-mcp-header breaks the spec's rules
-# are rejected at registration with a warn line, and subscriptions/listen
+# are rejected at registration with a warn line, subscriptions/listen
 # carries prompts and resources list_changed (a server that comes or
-# goes, or says its list changed).
+# goes, or says its list changed), and a call whose server asks for a
+# client capability the 2026-07-28 caller did not declare ends with 400 +
+# -32021 MissingRequiredClientCapability.
 #
 # The HTTP helpers (mcp(), modern() ...) are in t/lib/Test/Nginx/MCP.pm.
 
@@ -259,3 +261,63 @@ close $_->{sock} for $pr, $tools;
 [alert]
 [crit]
 [error]
+
+
+
+=== TEST 3: a server asks a 2026-07-28 caller for a capability it did not declare: the caller gets 400 + -32021 with requiredCapabilities, the server an error and notifications/cancelled
+--- http_config
+reverse_mcp_zone rmcp:1m;
+reverse_mcp_agent a1 { server s1 token=t; }
+--- config
+location /ws { reverse_mcp_connector a1; }
+location = /status { reverse_mcp_status; }
+location /mcp { reverse_mcp_endpoint a1; }
+--- test_code
+my $s = up(name => 's1', tools => [ tool('ask') ], on_request => sub {
+    my ($srv, $m) = @_;
+    return undef unless $m->{method} eq 'tools/call';
+    push @{ $srv->{calls} }, $m;
+    return { noreply => 1 };
+});
+my @cases = (
+    [ 'sampling/createMessage', { messages => [] }, 'sampling',
+      { sampling => {} } ],
+    [ 'elicitation/create', { mode => 'url', url => 'https://x.test/',
+                              message => 'm', elicitationId => 'e' },
+      'elicitation (url mode)', { elicitation => { url => {} } } ],
+    [ 'roots/list', undef, 'roots', { roots => {} } ],
+);
+my $id = 0;
+for my $c (@cases) {
+    my ($method, $params, $cap, $want) = @$c;
+    my $n = @{ $s->{calls} || [] };
+    my $h = mcp_start(modern('m' . ++$id, 'tools/call',
+                             { name => 's1__ask', arguments => {} },
+                             capabilities => {}), servers => [$s]);
+    ok(mcp_poll($h, 5, sub { @{ $s->{calls} || [] } > $n }),
+       "$method: the server holds the call");
+    my $call = $s->{calls}[$n];
+    my $rid = $s->request($method, $params);
+    my $err = $s->wait_response($rid, 5);
+    is_deeply($err->{error}, { code => -32601, message => "$method: the "
+              . "caller of this call did not declare the $cap capability" },
+              '... the server gets an error');
+    ok($s->pump_until(sub { grep { $_->{params}{requestId} eq $call->{id} }
+                            $s->received('notifications/cancelled') }, 5),
+       '... and notifications/cancelled for its call');
+    my $r = mcp_finish($h, 5);
+    is($r->{status}, 400, '... the caller: 400');
+    is($r->{json}{error}{code}, -32021, '... -32021');
+    is($r->{json}{error}{message}, 'Missing required client capability: '
+       . "server \"s1\" sent $method during the call", '... saying why');
+    is_deeply($r->{json}{error}{data}, { requiredCapabilities => $want },
+              '... with the capability it needs');
+}
+$s->disconnect;
+--- error_log eval
+qr/\[info\] .*call \d+ to server "s1" ends with -32021: it sent sampling\/createMessage, which its caller cannot answer/
+--- no_error_log
+[warn]
+[error]
+[alert]
+[crit]
