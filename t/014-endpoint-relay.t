@@ -659,7 +659,7 @@ is_deeply($bad->{json}{error}, { code => -32602, message => 'Invalid '
           . 'params: requestState is not one this gateway gave out' },
           'a requestState the gateway never gave out: -32602');
 
-# no capability: the server is told, the call goes on
+# no capability: the server is told, the caller gets 400 + -32021 (t/016)
 my $n = @{ $s->{calls} };
 my $h = mcp_start(modern('nc', 'tools/call', { name => 'ask',
                                                arguments => {} }),
@@ -670,9 +670,10 @@ is_deeply($s->wait_response($rid, 5)->{error},
           { code => -32601, message => 'sampling/createMessage: the caller '
             . 'of this call did not declare the sampling capability' },
           'a 2026-07-28 caller without the capability: -32601');
-$s->respond($s->{calls}[-1]{id}, { content => [] });
-is(mcp_finish($h)->{json}{result}{resultType}, 'complete',
-   '... its call goes on');
+my $nc = mcp_finish($h);
+is($nc->{status}, 400, '... the caller: 400');
+is($nc->{json}{error}{code}, -32021,
+   '... -32021 MissingRequiredClientCapability');
 
 my $log = error_log_since_start();
 like($log, qr/\[info\] .*call \d+ to server "s1" parked until its caller's next round/,
