@@ -15,11 +15,19 @@
 use lib 't/lib';
 use Test::Nginx::Socket;
 use Test::Nginx::MCP;
+use Test::Nginx::FakeLLM;
+use Test::Nginx::ChatUtil qw(chat);
 
 master_on();
 workers(2);
 
+# the chat's model (TEST 8)
+our $LLM = Test::Nginx::FakeLLM->start;
+$ENV{TEST_NGINX_LLM_URL} = $LLM->url;
+
 run_tests();
+
+$LLM->stop;
 
 # ------------------------------------------------------------------------
 # helpers (test_code runs in package main)
@@ -721,6 +729,48 @@ my $late = mcp(modern('t2', 'tools/call',
 is($late->{json}{error}{code}, -32602, 'the retry after that: -32602');
 like(error_log_since_start(), qr/\[info\] .*parked for its caller's input, ended: /,
      'logged at info');
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 8: the chat API's tool calls: a server's request gets a clear error (the chat has no MCP client to ask), the loop goes on
+--- http_config
+reverse_mcp_zone rmcp:1m;
+reverse_mcp_agent a1 {
+    server s1 token=t;
+    llm provider=openai model=m base_url=$TEST_NGINX_LLM_URL;
+}
+--- config
+location /ws { reverse_mcp_connector a1; }
+location = /status { reverse_mcp_status; }
+location /chat { reverse_mcp_chat a1; }
+--- test_code
+$main::LLM->reset;
+my $s = up(name => 's1', tools => [ tool('ask') ], on_request => sub {
+    my ($srv, $m) = @_;
+    return undef unless $m->{method} eq 'tools/call';
+    my $rid = $srv->request('sampling/createMessage',
+                            { messages => [], maxTokens => 1 });
+    my $resp = $srv->wait_response($rid, 5) // {};
+    return { content => [ { type => 'text',
+                            text => enc($resp->{error} // $resp) } ] };
+});
+$main::LLM->script({ tool_calls => [ { name => 's1__ask',
+                                       arguments => {} } ] },
+                   { text => 'done' });
+my $r = chat(msg => { message => 'ask', context_id => 'rq' },
+             servers => [ $s ]);
+is($r->{status}, 200, 'the chat answers');
+is($r->{json}{answer}, 'done', '... after the tool round');
+is_deeply(eval { dec($r->{json}{tool_calls}[0]{result}) },
+          { code => -32601, message => "sampling/createMessage: the caller "
+            . "of this call cannot answer requests (the gateway's chat, or "
+            . "a request sent to several servers at once)" },
+          'the server got -32601, saying why (its tool result shows it)');
+--- error_log
+sampling/createMessage: the caller of this call cannot answer requests
 --- no_error_log
 [alert]
 [crit]
