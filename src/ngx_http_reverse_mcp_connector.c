@@ -241,8 +241,9 @@ static ngx_int_t ngx_http_reverse_mcp_parked_request(
 static void ngx_http_reverse_mcp_parked_done(ngx_http_reverse_mcp_call_t *call,
     ngx_uint_t is_error, ngx_str_t *json);
 static void ngx_http_reverse_mcp_resume_handler(ngx_event_t *ev);
-static void ngx_http_reverse_mcp_relay_answer(ngx_http_reverse_mcp_conn_t *ctx,
-    ngx_http_reverse_mcp_pending_t *pd, yajl_val responses);
+static ngx_int_t ngx_http_reverse_mcp_relay_answer(
+    ngx_http_reverse_mcp_conn_t *ctx, ngx_http_reverse_mcp_pending_t *pd,
+    yajl_val responses);
 static void ngx_http_reverse_mcp_handle_notification(
     ngx_http_reverse_mcp_conn_t *ctx, ngx_str_t *method, yajl_val params,
     yajl_val msg);
@@ -3472,8 +3473,6 @@ ngx_int_t
 ngx_http_reverse_mcp_connector_resume(uint64_t conn_id,
     ngx_http_reverse_mcp_call_t *call)
 {
-    char                             err[128];
-    yajl_val                         responses;
     ngx_rbtree_node_t               *node;
     ngx_http_reverse_mcp_conn_t     *ctx;
     ngx_http_reverse_mcp_pending_t  *pd;
@@ -3524,26 +3523,18 @@ ngx_http_reverse_mcp_connector_resume(uint64_t conn_id,
                   "caller's next round", (uint64_t) pd->node.key,
                   &ctx->server);
 
-    if (call->params.len) {
-        responses = ngx_http_reverse_mcp_json_parse(call->params.data,
-                                                    call->params.len, err,
-                                                    sizeof(err));
-        if (responses) {
-            ngx_http_reverse_mcp_relay_answer(ctx, pd, responses);
-            yajl_tree_free(responses);
-        }
-    }
-
-    if (!ngx_queue_empty(&pd->relays)) {
-        ngx_post_event(&pd->resume_ev, &ngx_posted_events);
-    }
+    /* the answers too: writing to the socket may end the call */
+    ngx_post_event(&pd->resume_ev, &ngx_posted_events);
 
     return NGX_OK;
 }
 
 
-/* inputResponses of a retry: each answers the request its key names */
-static void
+/*
+ * inputResponses of a retry: each answers the request its key names.
+ * NGX_ABORT: the socket is closing (the call, pd with it, is gone).
+ */
+static ngx_int_t
 ngx_http_reverse_mcp_relay_answer(ngx_http_reverse_mcp_conn_t *ctx,
     ngx_http_reverse_mcp_pending_t *pd, yajl_val responses)
 {
@@ -3557,12 +3548,12 @@ ngx_http_reverse_mcp_relay_answer(ngx_http_reverse_mcp_conn_t *ctx,
     ngx_http_reverse_mcp_relay_t  *rl;
 
     if (!YAJL_IS_OBJECT(responses)) {
-        return;
+        return NGX_OK;
     }
 
     pool = ngx_create_pool(1024, ctx->connection->log);
     if (pool == NULL) {
-        return;
+        return NGX_OK;
     }
 
     for (i = 0; i < responses->u.object.len; i++) {
@@ -3612,24 +3603,57 @@ ngx_http_reverse_mcp_relay_answer(ngx_http_reverse_mcp_conn_t *ctx,
             ngx_queue_remove(q);
             ngx_http_reverse_mcp_relay_free(rl);
 
-            (void) ngx_http_reverse_mcp_send_json(ctx, p, len);
+            if (ngx_http_reverse_mcp_send_json(ctx, p, len) != NGX_OK
+                || ctx->finalized
+                || ctx->state == NGX_HTTP_REVERSE_MCP_ST_CLOSING)
+            {
+                ngx_destroy_pool(pool);
+                return NGX_ABORT;
+            }
+
             break;
         }
     }
 
     ngx_destroy_pool(pool);
+
+    return NGX_OK;
 }
 
 
-/* the requests the retry did not answer: to the new caller */
+/*
+ * After a retry took the parked call over: its answers to the server, the
+ * requests it did not answer to the new caller.
+ */
 static void
 ngx_http_reverse_mcp_resume_handler(ngx_event_t *ev)
 {
     ngx_http_reverse_mcp_pending_t  *pd = ev->data;
 
+    char                           err[128];
+    yajl_val                       responses;
+    ngx_int_t                      rc;
     ngx_queue_t                   *q, *next;
+    ngx_http_reverse_mcp_conn_t   *ctx;
     ngx_http_reverse_mcp_call_t   *call;
     ngx_http_reverse_mcp_relay_t  *rl;
+
+    ctx = pd->ctx;
+    call = pd->call;
+
+    if (call->params.len) {
+        responses = ngx_http_reverse_mcp_json_parse(call->params.data,
+                                                    call->params.len, err,
+                                                    sizeof(err));
+        if (responses) {
+            rc = ngx_http_reverse_mcp_relay_answer(ctx, pd, responses);
+            yajl_tree_free(responses);
+
+            if (rc == NGX_ABORT) {
+                return;
+            }
+        }
+    }
 
     for (q = ngx_queue_head(&pd->relays);
          q != ngx_queue_sentinel(&pd->relays);
@@ -3652,10 +3676,16 @@ ngx_http_reverse_mcp_resume_handler(ngx_event_t *ev)
             ngx_str_set(&m, "the caller of this call could not be reached");
 
             ngx_queue_remove(q);
-            (void) ngx_http_reverse_mcp_reply_error(pd->ctx, &rl->id,
+            (void) ngx_http_reverse_mcp_reply_error(ctx, &rl->id,
                                         NGX_HTTP_REVERSE_MCP_RPC_NOT_FOUND,
                                         &m);
             ngx_http_reverse_mcp_relay_free(rl);
+
+            if (ctx->finalized
+                || ctx->state == NGX_HTTP_REVERSE_MCP_ST_CLOSING)
+            {
+                return;     /* the call is gone with the socket */
+            }
         }
     }
 }
