@@ -4,6 +4,7 @@
 
 #include "ngx_http_reverse_mcp_mcp.h"
 #include "ngx_http_reverse_mcp_json.h"
+#include "ngx_http_reverse_mcp_relayid.h"
 #include "ngx_http_reverse_mcp_names.h"
 
 
@@ -410,7 +411,8 @@ u_char *
 ngx_http_reverse_mcp_relay_id(u_char *buf, ngx_pid_t pid, uint64_t key,
     uint64_t seq)
 {
-    return ngx_sprintf(buf, "rmcp:%P:%uL:%uL", pid, key, seq);
+    return buf + ngx_http_reverse_mcp_relayid_format(buf, (uint64_t) pid,
+                                                      key, seq);
 }
 
 
@@ -418,51 +420,15 @@ ngx_int_t
 ngx_http_reverse_mcp_relay_id_parse(ngx_str_t *id, ngx_pid_t *pid,
     uint64_t *key, uint64_t *seq)
 {
-    u_char      *p, *end;
-    uint64_t     n[3];
-    ngx_uint_t   i, digits;
+    uint64_t  p;
 
-    if (id->len < sizeof("rmcp:0:0:0") - 1
-        || ngx_strncmp(id->data, "rmcp:", 5) != 0)
+    if (ngx_http_reverse_mcp_relayid_parse(id->data, id->len, &p, key, seq)
+        != 0)
     {
         return NGX_DECLINED;
     }
 
-    p = id->data + 5;
-    end = id->data + id->len;
-
-    for (i = 0; i < 3; i++) {
-        n[i] = 0;
-        digits = 0;
-
-        while (p < end && *p >= '0' && *p <= '9') {
-            if (++digits > 19) {
-                return NGX_DECLINED;
-            }
-
-            n[i] = n[i] * 10 + (*p++ - '0');
-        }
-
-        if (digits == 0) {
-            return NGX_DECLINED;
-        }
-
-        if (i < 2) {
-            if (p == end || *p != ':') {
-                return NGX_DECLINED;
-            }
-
-            p++;
-        }
-    }
-
-    if (p != end || n[0] == 0 || n[0] > NGX_MAX_INT32_VALUE) {
-        return NGX_DECLINED;
-    }
-
-    *pid = (ngx_pid_t) n[0];
-    *key = n[1];
-    *seq = n[2];
+    *pid = (ngx_pid_t) p;
 
     return NGX_OK;
 }

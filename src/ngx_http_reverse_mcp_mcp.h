@@ -15,6 +15,8 @@
 #include <ngx_core.h>
 #include <yajl/yajl_tree.h>
 
+#include "ngx_http_reverse_mcp_relayid.h"
+
 
 /* call->relay (ngx_http_reverse_mcp_call.h): what a caller can answer of the server's requests */
 #define NGX_HTTP_REVERSE_MCP_RELAY_SAMPLING    0x01  /* sampling/... */
@@ -92,9 +94,11 @@ ngx_uint_t ngx_http_reverse_mcp_relay_need(ngx_str_t *method,
 /* RELAY_* capabilities of a client's "capabilities" object */
 ngx_uint_t ngx_http_reverse_mcp_client_caps(yajl_val caps);
 
-/* the gateway id of a relayed request: "rmcp:<pid>:<key>:<seq>" */
-#define NGX_HTTP_REVERSE_MCP_RELAY_ID_LEN                                    \
-    (sizeof("rmcp:::") + 3 * NGX_INT64_LEN)
+/*
+ * The gateway id of a relayed request, "rmcp:<pid>:<key>:<seq>", with
+ * nginx types (ngx_http_reverse_mcp_relayid.h has the rules)
+ */
+#define NGX_HTTP_REVERSE_MCP_RELAY_ID_LEN  NGX_HTTP_REVERSE_MCP_RELAYID_MAX
 
 u_char *ngx_http_reverse_mcp_relay_id(u_char *buf, ngx_pid_t pid,
     uint64_t key, uint64_t seq);
