@@ -2434,10 +2434,12 @@ ngx_http_reverse_mcp_relay(ngx_http_reverse_mcp_conn_t *ctx,
 
     ngx_queue_insert_tail(&pd->relays, &rl->queue);
 
+    /* the gateway id is not logged: it answers the request (and names a
+     * 2026-07-28 caller's parked call) */
     ngx_log_error(NGX_LOG_INFO, ctx->connection->log, 0,
                   "reverse_mcp: server \"%V\" request \"%V\" %V relayed "
-                  "to the caller as %V", &ctx->server, method, &idj,
-                  &literal);
+                  "to the caller of call %uL", &ctx->server, method, &idj,
+                  (uint64_t) pd->node.key);
 
     /* request() never ends the call from inside */
     rc = call->request(call, &json);
@@ -3785,8 +3787,8 @@ ngx_http_reverse_mcp_relay_cancelled(ngx_http_reverse_mcp_conn_t *ctx,
 
             ngx_log_error(NGX_LOG_INFO, ctx->connection->log, 0,
                           "reverse_mcp: server \"%V\" cancelled its request "
-                          "%V (relayed as %V)", &ctx->server, &rid,
-                          &literal);
+                          "%V (relayed to the caller of call %uL)",
+                          &ctx->server, &rid, (uint64_t) pd->node.key);
 
             if (call->notify
                 && ngx_http_reverse_mcp_json_dump_replace(ctx->tmp_pool, msg,

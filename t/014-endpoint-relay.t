@@ -182,8 +182,10 @@ for my $c (@cases) {
 }
 
 my $log = error_log_since_start();
-like($log, qr/\[info\] .*server "s1" request "sampling\/createMessage" \d+ relayed to the caller as "rmcp:/,
+like($log, qr/\[info\] .*server "s1" request "sampling\/createMessage" \d+ relayed to the caller of call \d+, /,
      'relayed requests are logged at info');
+unlike($log, qr/rmcp:\d+:\d+:\d+/,
+       'gateway ids (they answer a request) never reach the log');
 like($log, qr/\[info\] .*server "s1" request \d+ answered by the caller/,
      'answers are logged at info');
 unlike($log, qr/\[(warn|error|crit|alert|emerg)\]/, 'no warning or error');
@@ -688,6 +690,8 @@ like($log, qr/\[info\] .*call \d+ to server "s1" parked until its caller's next 
      'parking is logged at info');
 like($log, qr/\[info\] .*call \d+ to server "s1" resumed by its caller's next round/,
      'resuming too');
+unlike($log, qr/rmcp:\d+:\d+:\d+/,
+       'requestStates and gateway ids never reach the log');
 unlike($log, qr/\[(warn|error|crit|alert|emerg)\]/, 'no warning or error');
 
 
