@@ -3006,6 +3006,16 @@ ngx_http_reverse_mcp_listed(ngx_http_reverse_mcp_conn_t *ctx,
                                        "agent tool limit reached");
             return;
         }
+
+        if (ctx->acf->max_server_tools
+            && ctx->tools->nelts > ctx->acf->max_server_tools)
+        {
+            ngx_http_reverse_mcp_close(ctx,
+                                       NGX_HTTP_REVERSE_MCP_WS_CLOSE_POLICY,
+                                       "server tool limit reached "
+                                       "(max_server_tools)");
+            return;
+        }
     }
 
     if (next && YAJL_IS_STRING(next) && next->u.string[0]) {

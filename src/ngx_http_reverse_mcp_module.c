@@ -893,7 +893,9 @@ ngx_http_reverse_mcp_agent_line(ngx_conf_t *cf, ngx_command_t *dummy,
     if ((value[0].len == 11
          && ngx_strncmp(value[0].data, "max_servers", 11) == 0)
         || (value[0].len == 9
-            && ngx_strncmp(value[0].data, "max_tools", 9) == 0))
+            && ngx_strncmp(value[0].data, "max_tools", 9) == 0)
+        || (value[0].len == 16
+            && ngx_strncmp(value[0].data, "max_server_tools", 16) == 0))
     {
         if (cf->args->nelts != 2) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -913,8 +915,11 @@ ngx_http_reverse_mcp_agent_line(ngx_conf_t *cf, ngx_command_t *dummy,
         if (value[0].len == 11) {
             acf->max_servers = n;
 
-        } else {
+        } else if (value[0].len == 9) {
             acf->max_tools = n;
+
+        } else {
+            acf->max_server_tools = n;
         }
 
         return NGX_CONF_OK;
@@ -928,7 +933,8 @@ ngx_http_reverse_mcp_agent_line(ngx_conf_t *cf, ngx_command_t *dummy,
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "unknown directive \"%V\" in reverse_mcp_agent "
-                       "\"%V\" (expected server, max_servers, max_tools)",
+                       "\"%V\" (expected server, max_servers, max_tools, "
+                       "max_server_tools)",
                        &value[0], &acf->name);
 
     return NGX_CONF_ERROR;

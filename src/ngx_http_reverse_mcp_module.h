@@ -42,6 +42,7 @@ typedef struct {
     ngx_array_t                servers;   /* server_conf_t */
     ngx_uint_t                 max_servers;
     ngx_uint_t                 max_tools;
+    ngx_uint_t                 max_server_tools; /* 0: max_tools */
     void                      *llm;       /* llm_conf_t (chat), or NULL */
 } ngx_http_reverse_mcp_agent_conf_t;
 

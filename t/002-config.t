@@ -177,7 +177,7 @@ reverse_mcp_agent a1 {
 --- must_die
 --- test_code
 emerg('unknown directive "foo" in reverse_mcp_agent "a1" (expected server, '
-      . 'max_servers, max_tools)', qr/^\s+foo bar;/);
+      . 'max_servers, max_tools, max_server_tools)', qr/^\s+foo bar;/);
 
 
 

@@ -313,7 +313,36 @@ server "s1" of agent "a1" has 2 calls in flight (reverse_mcp_max_pending), a "to
 
 
 
-=== TEST 5: bad reverse_mcp_max_pending
+=== TEST 5: max_server_tools 3: a server listing 4 tools is closed with 1008, the agent's other servers register
+--- http_config
+reverse_mcp_zone rmcp:1m;
+reverse_mcp_agent a1 {
+    server s1 token=t;
+    server s2 token=t;
+    max_server_tools 3;
+}
+--- config
+location /ws { reverse_mcp_connector a1; }
+location = /status { reverse_mcp_status; }
+--- test_code
+my $big = Test::Nginx::ReverseMCP->new(port => $ServerPort, name => 's1',
+    token => 't', tools => [ map { tool("t$_") } 1 .. 4 ]);
+is($big->connect, 101, 's1 with 4 tools: 101');
+ok($big->pump_until(sub { $big->{closed} }, 5), '... then closed');
+is($big->{close_code}, 1008, '... with 1008');
+is($big->{close_reason}, 'server tool limit reached (max_server_tools)',
+   '... saying why');
+my $s2 = up(name => 's2', tools => [ map { tool("t$_") } 1 .. 3 ]);
+is_deeply([ map { $_->{name} } agent_servers('a1') ], [ 's2' ],
+          's2 with 3 tools registered, s1 not');
+$s2->disconnect;
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 6: bad reverse_mcp_max_pending
 --- http_config
 reverse_mcp_zone rmcp:1m;
 reverse_mcp_max_pending 0;
@@ -324,7 +353,7 @@ reverse_mcp_max_pending 0;
 
 
 
-=== TEST 6: bad reverse_mcp_max_description
+=== TEST 7: bad reverse_mcp_max_description
 --- http_config
 reverse_mcp_zone rmcp:1m;
 reverse_mcp_max_description lots;
@@ -335,7 +364,7 @@ reverse_mcp_max_description lots;
 
 
 
-=== TEST 7: agents apart in both directions: connectors, tool lists, calls, /mcp/<server>, sessions, chat, status; the same server name in two agents
+=== TEST 8: agents apart in both directions: connectors, tool lists, calls, /mcp/<server>, sessions, chat, status; the same server name in two agents
 --- http_config
 reverse_mcp_zone rmcp:1m;
 reverse_mcp_agent a1 {
