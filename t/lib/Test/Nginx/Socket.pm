@@ -1117,9 +1117,12 @@ port, host, timeout, ssl, ssl_ca, ssl_verify, http_version, headers
 (lowercase keys), header_list, body (de-chunked), error, timed_out }.
 status_json($path = '/status', %opt) dies unless 200 + JSON.
 error_log_since_start() (nginx -t output for must_die blocks),
-nginx_master_pid(), nginx_worker_pids(all => 0) (active workers),
+nginx_master_pid(), nginx_worker_pids(all => 0, master => PID) (active
+workers of the harness's master or of another one),
 nginx_reload(timeout => 5) (HUP; true once a full new set of workers runs),
 wait_until($code, $timeout = 5, $interval = 0.1), free_port(), cert_dir(),
+client_cert($dir, $name, cn => .., san => 'DNS:..', self_signed => 1)
+(a client certificate signed by cert_dir()'s CA: (crt, key)),
 expect_worker_kill($pid) (a block that SIGKILLs that worker on purpose: its
 "exited on signal 9" log line does not fail the block), timeout_scale()
 (TEST_NGINX_TIMEOUT_SCALE, default 1: multiply a test's own timing bounds
