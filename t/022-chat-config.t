@@ -263,7 +263,8 @@ reverse_mcp_agent a1 {
 --- must_die
 --- test_code
 main::emerg('unknown directive "model" in reverse_mcp_agent "a1" (expected '
-            . 'server, max_servers, max_tools)', qr/^\s*model gpt;/);
+            . 'server, max_servers, max_tools, max_server_tools)',
+            qr/^\s*model gpt;/);
 
 
 
