@@ -57,6 +57,13 @@ typedef struct {
     ngx_uint_t                             is_error;
     ngx_msec_t                             start;
     ngx_msec_t                             elapsed;
+
+    /* the server's sampling/createMessage, answered by the chat's model */
+    ngx_http_reverse_mcp_llm_req_t        *sample;
+    ngx_pool_t                            *sample_pool;
+    ngx_str_t                              sample_id;  /* gateway id */
+    ngx_http_reverse_mcp_llm_conf_t        sample_conf;
+
     unsigned                               active:1;
 } ngx_http_reverse_mcp_chat_call_t;
 
@@ -129,6 +136,12 @@ static void ngx_http_reverse_mcp_chat_llm_text(
     ngx_http_reverse_mcp_llm_req_t *req, ngx_str_t *text);
 static ngx_int_t ngx_http_reverse_mcp_chat_start_calls(
     ngx_http_reverse_mcp_chat_priv_t *p, ngx_array_t *tcs);
+static ngx_int_t ngx_http_reverse_mcp_chat_sample(
+    ngx_http_reverse_mcp_call_t *call, ngx_str_t *json);
+static void ngx_http_reverse_mcp_chat_sampled(
+    ngx_http_reverse_mcp_llm_req_t *req);
+static void ngx_http_reverse_mcp_chat_sample_stop(
+    ngx_http_reverse_mcp_chat_call_t *cc);
 static void ngx_http_reverse_mcp_chat_call_done(
     ngx_http_reverse_mcp_call_t *call, ngx_uint_t is_error, ngx_str_t *json);
 static void ngx_http_reverse_mcp_chat_next(ngx_event_t *ev);
@@ -1191,10 +1204,16 @@ ngx_http_reverse_mcp_chat_start_calls(ngx_http_reverse_mcp_chat_priv_t *p,
         cc->call.log = p->request->connection->log;
         cc->call.force_mailbox = p->lcf->force_mailbox;
 
-        /* no MCP client to ask: the servers' requests get an error */
-        cc->call.relay = 0;
-        cc->call.request = NULL;
+        /*
+         * the servers' sampling requests are answered by the chat's own
+         * model; elicitation and roots need a user: they get an error
+         */
+        cc->call.relay = NGX_HTTP_REVERSE_MCP_RELAY_SAMPLING
+                         |NGX_HTTP_REVERSE_MCP_RELAY_STREAM;
+        cc->call.request = ngx_http_reverse_mcp_chat_sample;
         ngx_str_null(&cc->call.session);
+        cc->sample = NULL;
+        cc->sample_pool = NULL;
 
         g = yajl_gen_alloc(NULL);
 
@@ -1243,6 +1262,292 @@ ngx_http_reverse_mcp_chat_start_calls(ngx_http_reverse_mcp_chat_priv_t *p,
 }
 
 
+/*
+ * A reverse server's sampling/createMessage during one of the chat's tool
+ * calls: the chat's model answers it (the request's messages, its
+ * systemPrompt and maxTokens; no tools), one at a time per call.
+ * NGX_ERROR: the server gets an error.
+ */
+static ngx_int_t
+ngx_http_reverse_mcp_chat_sample(ngx_http_reverse_mcp_call_t *call,
+    ngx_str_t *json)
+{
+    char                               err[128];
+    size_t                             i, j;
+    yajl_val                           msg, params, list, m, content, part, v;
+    ngx_str_t                          method, id, role, text, type, body;
+    ngx_pool_t                        *pool;
+    ngx_array_t                        msgs;
+    ngx_http_reverse_mcp_llm_msg_t    *lm;
+    ngx_http_reverse_mcp_chat_call_t  *cc;
+
+    cc = call->data;
+
+    if (!cc->active || cc->sample || cc->p->llm == NULL) {
+        return NGX_ERROR;
+    }
+
+    msg = ngx_http_reverse_mcp_json_parse(json->data, json->len, err,
+                                          sizeof(err));
+    if (msg == NULL) {
+        return NGX_ERROR;
+    }
+
+    pool = ngx_create_pool(4096, call->log);
+    if (pool == NULL) {
+        goto failed;
+    }
+
+    params = ngx_http_reverse_mcp_json_get(msg, "params");
+    list = ngx_http_reverse_mcp_json_get(params, "messages");
+
+    if (ngx_http_reverse_mcp_json_get_str(msg, "method", &method) != NGX_OK
+        || method.len != sizeof("sampling/createMessage") - 1
+        || ngx_strncmp(method.data, "sampling/createMessage", method.len)
+           != 0
+        || ngx_http_reverse_mcp_json_get_str(msg, "id", &id) != NGX_OK
+        || list == NULL || !YAJL_IS_ARRAY(list)
+        || ngx_array_init(&msgs, pool, list->u.array.len + 1,
+                          sizeof(ngx_http_reverse_mcp_llm_msg_t))
+           != NGX_OK)
+    {
+        goto failed;
+    }
+
+    cc->sample_id.data = ngx_pstrdup(pool, &id);
+    if (cc->sample_id.data == NULL) {
+        goto failed;
+    }
+
+    cc->sample_id.len = id.len;
+
+    /* the messages: their text (other content is named, not sent) */
+
+    for (i = 0; i < list->u.array.len; i++) {
+        m = list->u.array.values[i];
+        content = ngx_http_reverse_mcp_json_get(m, "content");
+
+        if (ngx_http_reverse_mcp_json_get_str(m, "role", &role) != NGX_OK
+            || content == NULL)
+        {
+            goto failed;
+        }
+
+        lm = ngx_array_push(&msgs);
+        if (lm == NULL) {
+            goto failed;
+        }
+
+        ngx_memzero(lm, sizeof(ngx_http_reverse_mcp_llm_msg_t));
+        lm->role = (role.len == 9
+                    && ngx_strncmp(role.data, "assistant", 9) == 0)
+                   ? NGX_HTTP_REVERSE_MCP_LLM_ASSISTANT
+                   : NGX_HTTP_REVERSE_MCP_LLM_USER;
+
+        for (j = 0; j < (YAJL_IS_ARRAY(content) ? content->u.array.len : 1);
+             j++)
+        {
+            part = YAJL_IS_ARRAY(content) ? content->u.array.values[j]
+                                          : content;
+
+            if (ngx_http_reverse_mcp_json_get_str(part, "type", &type)
+                != NGX_OK)
+            {
+                continue;
+            }
+
+            if (ngx_http_reverse_mcp_json_get_str(part, "text", &text)
+                != NGX_OK)
+            {
+                /* an image or audio the model is not shown */
+                text.len = type.len + sizeof("[ content not shown]") - 1;
+                text.data = ngx_pnalloc(pool, text.len);
+                if (text.data == NULL) {
+                    goto failed;
+                }
+
+                (void) ngx_sprintf(text.data, "[%V content not shown]",
+                                   &type);
+            }
+
+            body.len = lm->content.len + (lm->content.len ? 1 : 0)
+                       + text.len;
+            body.data = ngx_pnalloc(pool, body.len);
+            if (body.data == NULL) {
+                goto failed;
+            }
+
+            (void) ngx_sprintf(body.data, "%V%s%V", &lm->content,
+                               lm->content.len ? "\n" : "", &text);
+            lm->content = body;
+        }
+    }
+
+    /* the agent's model, with the request's own system prompt and limit */
+
+    cc->sample_conf = *cc->p->llm;
+    ngx_str_null(&cc->sample_conf.system);
+
+    if (ngx_http_reverse_mcp_json_get_str(params, "systemPrompt", &text)
+        == NGX_OK
+        && (cc->sample_conf.system.data = ngx_pstrdup(pool, &text)) != NULL)
+    {
+        cc->sample_conf.system.len = text.len;
+    }
+
+    v = ngx_http_reverse_mcp_json_get(params, "maxTokens");
+
+    if (v && YAJL_IS_INTEGER(v) && YAJL_GET_INTEGER(v) > 0) {
+        cc->sample_conf.max_tokens = (ngx_uint_t) YAJL_GET_INTEGER(v);
+    }
+
+    if (ngx_http_reverse_mcp_llm_build(pool, &cc->sample_conf, &msgs, NULL,
+                                       &body)
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
+    cc->sample = ngx_http_reverse_mcp_llm_start(&cc->sample_conf, &body,
+                     call->log, ngx_http_reverse_mcp_chat_sampled, NULL, cc);
+    if (cc->sample == NULL) {
+        goto failed;
+    }
+
+    cc->sample_pool = pool;
+    yajl_tree_free(msg);
+
+    ngx_log_error(NGX_LOG_INFO, call->log, 0,
+                  "reverse_mcp: chat: server \"%V\" asks for a sample, "
+                  "the chat's model answers it", &cc->server);
+
+    return NGX_OK;
+
+failed:
+
+    yajl_tree_free(msg);
+
+    if (pool) {
+        ngx_destroy_pool(pool);
+    }
+
+    return NGX_ERROR;
+}
+
+
+/* the model's answer (or failure) to the server, with the gateway id */
+static void
+ngx_http_reverse_mcp_chat_sampled(ngx_http_reverse_mcp_llm_req_t *req)
+{
+    u_char                             *p;
+    size_t                              len;
+    ngx_str_t                           answer, text, model, stop, empty;
+    ngx_pool_t                         *pool;
+    ngx_http_reverse_mcp_chat_call_t   *cc;
+    ngx_http_reverse_mcp_llm_result_t  *res;
+
+    cc = req->data;
+    res = &req->result;
+
+    /* ours now: the answer may end the call (and stop the sampling) */
+    pool = cc->sample_pool;
+    cc->sample_pool = NULL;
+    cc->sample = NULL;
+
+    ngx_str_null(&empty);
+
+    if (res->error_type == NGX_HTTP_REVERSE_MCP_LLM_OK) {
+        text = res->text;
+        model = cc->sample_conf.model;
+
+        if ((res->stop_reason.len == 6
+             && ngx_strncmp(res->stop_reason.data, "length", 6) == 0)
+            || (res->stop_reason.len == 10
+                && ngx_strncmp(res->stop_reason.data, "max_tokens", 10)
+                   == 0))
+        {
+            ngx_str_set(&stop, "maxTokens");
+
+        } else {
+            ngx_str_set(&stop, "endTurn");
+        }
+
+        len = sizeof("{\"jsonrpc\":\"2.0\",\"id\":,\"result\":{\"role\":"
+                     "\"assistant\",\"content\":{\"type\":\"text\","
+                     "\"text\":},\"model\":,\"stopReason\":}}")
+              + ngx_http_reverse_mcp_json_escaped_len(&cc->sample_id)
+              + ngx_http_reverse_mcp_json_escaped_len(&text)
+              + ngx_http_reverse_mcp_json_escaped_len(&model)
+              + ngx_http_reverse_mcp_json_escaped_len(&stop);
+
+    } else {
+        text = res->error;
+        len = sizeof("{\"jsonrpc\":\"2.0\",\"id\":,\"error\":{\"code\":"
+                     "-32603,\"message\":}}")
+              + ngx_http_reverse_mcp_json_escaped_len(&cc->sample_id)
+              + ngx_http_reverse_mcp_json_escaped_len(&text);
+    }
+
+    answer.data = ngx_pnalloc(pool, len);
+
+    if (answer.data) {
+        p = ngx_cpymem(answer.data, "{\"jsonrpc\":\"2.0\",\"id\":",
+                       sizeof("{\"jsonrpc\":\"2.0\",\"id\":") - 1);
+        p = ngx_http_reverse_mcp_json_escape(p, &cc->sample_id);
+
+        if (res->error_type == NGX_HTTP_REVERSE_MCP_LLM_OK) {
+            p = ngx_cpymem(p, ",\"result\":{\"role\":\"assistant\","
+                           "\"content\":{\"type\":\"text\",\"text\":",
+                           sizeof(",\"result\":{\"role\":\"assistant\","
+                                  "\"content\":{\"type\":\"text\","
+                                  "\"text\":") - 1);
+            p = ngx_http_reverse_mcp_json_escape(p, &text);
+            p = ngx_cpymem(p, "},\"model\":", sizeof("},\"model\":") - 1);
+            p = ngx_http_reverse_mcp_json_escape(p, &model);
+            p = ngx_cpymem(p, ",\"stopReason\":",
+                           sizeof(",\"stopReason\":") - 1);
+            p = ngx_http_reverse_mcp_json_escape(p, &stop);
+            p = ngx_cpymem(p, "}}", 2);
+
+        } else {
+            ngx_log_error(NGX_LOG_WARN, req->log, 0,
+                          "reverse_mcp: chat: the model could not answer "
+                          "the sample server \"%V\" asked for: %V",
+                          &cc->server, &text);
+
+            p = ngx_cpymem(p, ",\"error\":{\"code\":-32603,\"message\":",
+                           sizeof(",\"error\":{\"code\":-32603,"
+                                  "\"message\":") - 1);
+            p = ngx_http_reverse_mcp_json_escape(p, &text);
+            p = ngx_cpymem(p, "}}", 2);
+        }
+
+        answer.len = p - answer.data;
+
+        (void) ngx_http_reverse_mcp_call_answer(&cc->sample_id, &empty,
+                                                &answer, req->log);
+    }
+
+    ngx_destroy_pool(pool);
+}
+
+
+/* the call ends or the chat stops: the model's sampling work goes */
+static void
+ngx_http_reverse_mcp_chat_sample_stop(ngx_http_reverse_mcp_chat_call_t *cc)
+{
+    if (cc->sample) {
+        ngx_http_reverse_mcp_llm_cancel(cc->sample);
+        cc->sample = NULL;
+    }
+
+    if (cc->sample_pool) {
+        ngx_destroy_pool(cc->sample_pool);
+        cc->sample_pool = NULL;
+    }
+}
+
+
 static void
 ngx_http_reverse_mcp_chat_call_done(ngx_http_reverse_mcp_call_t *call,
     ngx_uint_t is_error, ngx_str_t *json)
@@ -1259,6 +1564,9 @@ ngx_http_reverse_mcp_chat_call_done(ngx_http_reverse_mcp_call_t *call,
 
     cc->active = 0;
     cc->elapsed = ngx_current_msec - cc->start;
+
+    /* the call is over: a sampling request of its server is moot */
+    ngx_http_reverse_mcp_chat_sample_stop(cc);
 
     if (ngx_http_reverse_mcp_chat_result_text(p->pool, is_error, json,
                                               &cc->result, &cc->is_error)
@@ -1715,6 +2023,8 @@ ngx_http_reverse_mcp_chat_cancel(ngx_http_reverse_mcp_chat_t *chat)
     }
 
     for (i = 0; i < p->ncalls; i++) {
+        ngx_http_reverse_mcp_chat_sample_stop(&p->calls[i]);
+
         if (p->calls[i].active) {
             p->calls[i].active = 0;
             ngx_http_reverse_mcp_call_cancel(&p->calls[i].call);
@@ -1751,6 +2061,8 @@ ngx_http_reverse_mcp_chat_cleanup(void *data)
     }
 
     for (i = 0; i < p->ncalls; i++) {
+        ngx_http_reverse_mcp_chat_sample_stop(&p->calls[i]);
+
         if (p->calls[i].active) {
             p->calls[i].active = 0;
             ngx_http_reverse_mcp_call_cancel(&p->calls[i].call);

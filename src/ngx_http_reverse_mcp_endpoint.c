@@ -5130,7 +5130,7 @@ ngx_http_reverse_mcp_ep_param_check(ngx_http_request_t *r,
 {
     u_char                        *p, *last, msg[512];
     char                           err[128];
-    char                          *end;
+    char                          *end = NULL;
     double                         hd;
     yajl_val                       def, v;
     ngx_int_t                      rc;

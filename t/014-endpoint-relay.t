@@ -739,7 +739,7 @@ like(error_log_since_start(), qr/\[info\] .*parked for its caller's input, ended
 
 
 
-=== TEST 8: the chat API's tool calls: a server's request gets a clear error (the chat has no MCP client to ask), the loop goes on
+=== TEST 8: the chat API's tool calls: the server's sampling/createMessage is answered by the chat's model; elicitation gets a clear error; the loop goes on
 --- http_config
 reverse_mcp_zone rmcp:1m;
 reverse_mcp_agent a1 {
@@ -755,26 +755,53 @@ $main::LLM->reset;
 my $s = up(name => 's1', tools => [ tool('ask') ], on_request => sub {
     my ($srv, $m) = @_;
     return undef unless $m->{method} eq 'tools/call';
-    my $rid = $srv->request('sampling/createMessage',
-                            { messages => [], maxTokens => 1 });
-    my $resp = $srv->wait_response($rid, 5) // {};
+    my $rid = $srv->request('sampling/createMessage', {
+        messages => [ { role => 'user', content =>
+                          { type => 'text', text => 'capital of France?' } },
+                      { role => 'assistant', content =>
+                          { type => 'image', data => 'AAAA',
+                            mimeType => 'image/png' } } ],
+        systemPrompt => 'Answer in one word.', maxTokens => 7 });
+    my $sample = $srv->wait_response($rid, 10) // {};
+    my $eid = $srv->request('elicitation/create',
+                            { message => 'name?', requestedSchema => {} });
+    my $elicit = $srv->wait_response($eid, 5) // {};
+    $srv->{sample} = $sample;
+    $srv->{elicit} = $elicit;
     return { content => [ { type => 'text',
-                            text => enc($resp->{error} // $resp) } ] };
+                            text => $sample->{result}{content}{text}
+                                    // 'no sample' } ] };
 });
 $main::LLM->script({ tool_calls => [ { name => 's1__ask',
                                        arguments => {} } ] },
+                   { text => 'Paris' },
                    { text => 'done' });
 my $r = chat(msg => { message => 'ask', context_id => 'rq' },
              servers => [ $s ]);
 is($r->{status}, 200, 'the chat answers');
 is($r->{json}{answer}, 'done', '... after the tool round');
-is_deeply(eval { dec($r->{json}{tool_calls}[0]{result}) },
-          { code => -32601, message => "sampling/createMessage: the caller "
-            . "of this call cannot answer requests (the gateway's chat, or "
-            . "a request sent to several servers at once)" },
-          'the server got -32601, saying why (its tool result shows it)');
+is_deeply($s->{sample}{result}, { role => 'assistant', model => 'm',
+                                  content => { type => 'text',
+                                               text => 'Paris' },
+                                  stopReason => 'endTurn' },
+          'the server\'s sampling request: answered by the chat\'s model');
+my @req = $main::LLM->requests;
+is(scalar @req, 3, 'the model saw three requests (round, sample, round)');
+my $sreq = $req[1]{body} // {};
+is_deeply([ map { $_->{content} } @{ $sreq->{messages} || [] } ],
+          [ 'Answer in one word.', 'capital of France?',
+            '[image content not shown]' ],
+          '... the sample: its system prompt and messages, no tools');
+is($sreq->{max_tokens}, 7, '... its maxTokens');
+ok(!exists $sreq->{tools}, '... no tools');
+is_deeply($s->{elicit}{error},
+          { code => -32601, message => 'elicitation/create: the caller of '
+            . 'this call did not declare the elicitation capability' },
+          'elicitation: -32601 (a chat has no user to ask)');
+is($r->{json}{tool_calls}[0]{result}, 'Paris',
+   'the tool\'s result carries the sample');
 --- error_log
-sampling/createMessage: the caller of this call cannot answer requests
+the chat's model answers it
 --- no_error_log
 [alert]
 [crit]
