@@ -12,7 +12,9 @@
  * tools were run.  The answer is saved in the history (user message and
  * answer per turn; tool exchanges are not kept across turns) and the
  * conversation released.  A client that goes away cancels the LLM request
- * and the tool calls (request cleanup).
+ * and the tool calls (request cleanup).  A server that asks for a sample
+ * during its tool call (sampling/createMessage) is answered by the same
+ * model (ngx_http_reverse_mcp_chat_sample).
  */
 
 #include "ngx_http_reverse_mcp_module.h"
