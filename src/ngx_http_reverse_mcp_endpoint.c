@@ -40,12 +40,16 @@
  * 2026-07-28 (stateless) on the same location: a request whose
  * params._meta carries io.modelcontextprotocol/protocolVersion (and that
  * is not an initialize) has no session; its MCP-Protocol-Version,
- * Mcp-Method and Mcp-Name headers must match the body (-32020), other
- * versions are -32022, unknown and removed methods (ping,
- * logging/setLevel, resources/(un)subscribe) HTTP 404 + -32601; results
- * get resultType (and ttlMs/cacheScope when cacheable); server/discover;
+ * Mcp-Method and Mcp-Name headers must match the body (-32020), and so
+ * must the Mcp-Param-* headers of a tool's x-mcp-header parameters
+ * (ngx_http_reverse_mcp_ep_param_check); other versions are -32022,
+ * unknown and removed methods (ping, logging/setLevel,
+ * resources/(un)subscribe) HTTP 404 + -32601; results get resultType
+ * (and ttlMs/cacheScope when cacheable); server/discover;
  * subscriptions/listen shares the GET stream's generation polling
- * (ngx_http_reverse_mcp_ep_stream).
+ * (ngx_http_reverse_mcp_ep_stream) for tools, prompts and resources
+ * list_changed; a call whose server needs a client capability the caller
+ * did not declare ends with 400 + -32021.
  *
  * A reverse server's requests during a call (sampling, elicitation,
  * roots/list) reach its caller: legacy revisions on the POST's stream
@@ -5243,14 +5247,16 @@ ngx_http_reverse_mcp_ep_param_check(ngx_http_request_t *r,
                 text.len = 0;              /* not a number: a mismatch */
             }
 
-            errno = 0;
-            hd = text.len ? strtod((char *) body.data, &end) : 0;
+            if (text.len) {
+                errno = 0;
+                hd = strtod((char *) body.data, &end);
 
-            if (text.len && errno == 0
-                && end == (char *) body.data + text.len
-                && hd == YAJL_GET_DOUBLE(v))
-            {
-                continue;
+                if (errno == 0
+                    && end == (char *) body.data + text.len
+                    && hd == YAJL_GET_DOUBLE(v))
+                {
+                    continue;
+                }
             }
 
         } else if (ngx_http_reverse_mcp_ep_param_value(r->pool, v, &body)

@@ -1,10 +1,10 @@
 /*
  * MCP protocol rules that do not depend on nginx events: supported
  * protocol revisions, validation of a tool definition received from a
- * reverse server, the mapping of MCP log levels to nginx levels, and the
- * rules of relaying a server's requests to the caller of a call (which
- * client capability a request needs, what a client declared, the gateway
- * ids of relayed requests).
+ * reverse server (its x-mcp-header annotations included), the mapping of
+ * MCP log levels to nginx levels, and the rules of relaying a server's
+ * requests to the caller of a call (which client capability a request
+ * needs, what a client declared, the gateway ids of relayed requests).
  */
 
 #ifndef _NGX_HTTP_REVERSE_MCP_MCP_H_INCLUDED_
