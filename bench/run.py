@@ -676,7 +676,7 @@ def section_idle():
                      for p in sorted(conns)]
             z = st["zone"]
             pages = (st0["pages_free"] - z["pages_free"])
-            cc = callable_check(ng.http, "/mcp", sid, n, max(2.0, n / 2500))
+            cc = callable_check(ng.http, "/mcp", sid, n, max(2.0, n / 1000))
             res = {"n": n, "registered": st["agents"][0]["servers_count"],
                    "ready": rd, "seconds_to_register": round(t_reg, 2),
                    "anon_per_socket": (after["anon"] - base["anon"]) / n,
