@@ -2789,13 +2789,21 @@ ngx_http_reverse_mcp_initialized(ngx_http_reverse_mcp_conn_t *ctx,
     ctx->protocol_version.len = version.len;
     p = ngx_cpymem(ctx->meta, version.data, version.len);
 
+    /* (no memcpy from the NULL data of an absent member: UB) */
+
     ctx->capabilities.data = caps_json.len ? p : NULL;
     ctx->capabilities.len = caps_json.len;
-    p = ngx_cpymem(p, caps_json.data, caps_json.len);
+
+    if (caps_json.len) {
+        p = ngx_cpymem(p, caps_json.data, caps_json.len);
+    }
 
     ctx->server_info.data = info_json.len ? p : NULL;
     ctx->server_info.len = info_json.len;
-    (void) ngx_cpymem(p, info_json.data, info_json.len);
+
+    if (info_json.len) {
+        (void) ngx_cpymem(p, info_json.data, info_json.len);
+    }
 
     ctx->tools_cap = caps && ngx_http_reverse_mcp_json_get(caps, "tools");
 
