@@ -1126,10 +1126,12 @@ ngx_http_reverse_mcp_redact(ngx_pool_t *pool, ngx_str_t *s,
 
     while (p < end) {
 
-        if (end - p >= 6 && ngx_strncmp(p, "token=", 6) == 0
+        /* any case: ngx_http_arg() finds "TOKEN=" too */
+        if (end - p >= 6 && ngx_strncasecmp(p, (u_char *) "token=", 6) == 0
             && (p == start || p[-1] == '&' || p[-1] == ';'))
         {
-            q = ngx_cpymem(q, "token=***", 9);
+            q = ngx_cpymem(q, p, 6);
+            q = ngx_cpymem(q, "***", 3);
             p += 6;
 
             while (p < end && *p != '&' && *p != ';' && *p != ' '

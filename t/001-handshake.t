@@ -797,14 +797,20 @@ refused(name => 'SECRETVALUE, invalid key', status => 400, level => 'info',
                  set => [ 'Sec-WebSocket-Key' => 'short' ] },
         log => 'refused WebSocket handshake: missing or invalid '
                . 'Sec-WebSocket-Key (400)');
+# the argument name in any case: nginx's $arg_token finds it too
+# (found by test/fuzz/handshake_fuzz.c)
+refused(name => 'SECRETVALUE as TOKEN=, wrong for s2', status => 401,
+        level => 'warn',
+        req => { path => '/ws?server_name=s2&TOKEN=SECRETVALUE' },
+        log => 'refused server "s2": wrong token (401)');
 my $s = register(name => 's1', token => 'SECRETVALUE', via => 'query');
 wait_servers('s1');
 bye($s);
 wait_servers('');
 
 my $access = "$servroot/logs/access.log";
-ok(wait_until(sub { (() = `cat $access` =~ /GET \/ws/g) >= 4 }, 5),
-   'four /ws lines in access.log');
+ok(wait_until(sub { (() = `cat $access` =~ /GET \/ws/g) >= 5 }, 5),
+   'five /ws lines in access.log');
 my $al = do { local (@ARGV, $/) = $access; <> };
 my $el = error_log_since_start();
 no_secret($al, 'access.log');
@@ -813,6 +819,8 @@ like($al, qr{"GET /ws\?server_name=s2&token=\*\*\* HTTP/1\.1" 401 },
      'access.log: refused request with token=***');
 like($al, qr{"GET /ws\?token=\*\*\*&server_name=nope&x=1 HTTP/1\.1" 403 },
      'access.log: token=*** first');
+like($al, qr{"GET /ws\?server_name=s2&TOKEN=\*\*\* HTTP/1\.1" 401 },
+     'access.log: TOKEN=*** in upper case');
 like($al, qr{"GET /ws\?server_name=s1&token=\*\*\* HTTP/1\.1" 101 },
      'access.log: accepted request with token=***');
 like($el, qr{refused server "s2": wrong token \(401\), client: \S+, server: \S+, request: "GET /ws\?server_name=s2&token=\*\*\* HTTP/1\.1"},
