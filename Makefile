@@ -103,8 +103,11 @@ run: build bridge certs
 unit:
 	$(MAKE) -s -C test/unit test
 
-fuzz:
-	$(MAKE) -s -C test/unit fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-30}
+# libFuzzer, FUZZ_SECONDS per target (README.md, Testing); the targets
+# that drive the module's nginx glue link against the ASan nginx build of
+# test-asan (built once, shared)
+fuzz: deps
+	$(MAKE) -s -C test/unit fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-60}
 
 test: build bridge unit
 	prove -j$(PROVE_JOBS) -I t/lib -r t/

@@ -118,3 +118,99 @@ mb('caller_error', 1 | 16, 7, mb_frame(4, js({'code': -32001, 'message': 'gone'}
 mb('caller_call_frame', 1, 0, call)
 mb('caller_eof', 1, 0, mb_frame(2, note)[:11])
 mb('caller_empty_result', 1 | 32, 0, mb_frame(3, ''))
+
+
+# --- handshake and rpc_in: the reverse server's side of a session
+
+def ws(payload, opcode=1, fin=True, mask=True):
+    """a client frame; the mask key 0 leaves the payload as it is"""
+    if isinstance(payload, str):
+        payload = payload.encode()
+    n = len(payload)
+    b0 = (0x80 if fin else 0) | opcode
+    m = 0x80 if mask else 0
+    if n < 126:
+        h = bytes([b0, m | n])
+    elif n < 65536:
+        h = bytes([b0, m | 126]) + struct.pack('>H', n)
+    else:
+        h = bytes([b0, m | 127]) + struct.pack('>Q', n)
+    return h + (b'\0\0\0\0' if mask else b'') + payload
+
+
+INIT = js({'jsonrpc': '2.0', 'id': 1, 'result': {'protocolVersion': '2025-06-18', 'capabilities': {'tools': {'listChanged': True}}, 'serverInfo': {'name': 'demo', 'version': '1.0'}}})
+INIT_NOTOOLS = js({'jsonrpc': '2.0', 'id': 1, 'result': {'protocolVersion': '2025-03-26', 'capabilities': {}, 'serverInfo': {'name': 'demo'}}})
+TOOL = lambda name: {'name': name, 'description': 'Echo a text', 'inputSchema': {'type': 'object', 'properties': {'text': {'type': 'string'}}, 'required': ['text']}}
+LIST = js({'jsonrpc': '2.0', 'id': 2, 'result': {'tools': [TOOL('echo'), TOOL('add')]}})
+LIST_PAGE1 = js({'jsonrpc': '2.0', 'id': 2, 'result': {'tools': [TOOL('echo')], 'nextCursor': 'p2'}})
+LIST_PAGE2 = js({'jsonrpc': '2.0', 'id': 3, 'result': {'tools': [TOOL('add'), TOOL('echo')]}})
+PING_REQ = js({'jsonrpc': '2.0', 'id': 'srv-1', 'method': 'ping'})
+SAMPLING = js({'jsonrpc': '2.0', 'id': 7, 'method': 'sampling/createMessage', 'params': {}})
+LOGMSG = js({'jsonrpc': '2.0', 'method': 'notifications/message', 'params': {'level': 'warning', 'logger': 'demo', 'data': 'line one\nline two'}})
+CHANGED = js({'jsonrpc': '2.0', 'method': 'notifications/tools/list_changed'})
+KEY = 'dGhlIHNhbXBsZSBub25jZQ=='
+
+
+def request(target='/ws', headers=None, extra=''):
+    h = {'Host': 'localhost', 'Upgrade': 'websocket', 'Connection': 'Upgrade',
+         'Sec-WebSocket-Key': KEY, 'Sec-WebSocket-Version': '13',
+         'X-MCP-Server-Name': 's2'}
+    h.update(headers or {})
+    lines = ['GET %s HTTP/1.1' % target] + ['%s: %s' % (k, v) for k, v in h.items() if v is not None]
+    return ('\r\n'.join(lines) + '\r\n' + extra + '\r\n').encode()
+
+
+def hs(name, flags, chunk, req, later=None):
+    data = bytes([flags, chunk]) + req
+    if later is not None:
+        data += SEP + later
+    put('handshake', name, data)
+
+
+session = ws(INIT) + ws(LIST) + ws(PING_REQ) + ws(LOGMSG) + ws(b'', opcode=9) + ws(b'\x03\xe8bye', opcode=8)
+hs('accept_session', 0, 0, request() + session)
+hs('accept_later_chunks', 2, 3, request(), session)
+hs('accept_blocked', 1, 0, request(), ws(INIT_NOTOOLS) + ws(SAMPLING))
+hs('bearer_ok', 0, 0, request(headers={'X-MCP-Server-Name': 's1', 'Authorization': 'Bearer secret'}))
+hs('bearer_wrong', 0, 0, request(headers={'X-MCP-Server-Name': 's1', 'Authorization': 'Bearer nope'}))
+hs('basic_auth', 0, 0, request(headers={'X-MCP-Server-Name': 's1', 'Authorization': 'Basic c2VjcmV0'}))
+hs('query_token', 0, 0, request('/ws?server_name=s1&token=secret', {'X-MCP-Server-Name': None}))
+hs('query_token_upper', 0, 0, request('/ws?server_name=s1&TOKEN=secret', {'X-MCP-Server-Name': None}))
+hs('query_token_escaped', 0, 0, request('/ws?server_name=%73%31;token=sec%72et&token=x', {'X-MCP-Server-Name': None}))
+hs('disabled', 0, 0, request(headers={'X-MCP-Server-Name': 's3', 'Authorization': 'Bearer secret'}))
+hs('unknown_server', 0, 0, request(headers={'X-MCP-Server-Name': 'nope'}))
+hs('bad_name', 0, 0, request(headers={'X-MCP-Server-Name': '../etc'}))
+hs('no_upgrade', 0, 0, request(headers={'Upgrade': None}))
+hs('connection_list', 0, 0, request(headers={'Connection': 'keep-alive, Upgrade', 'Upgrade': 'h2c, WebSocket'}))
+hs('version_8', 0, 0, request(headers={'Sec-WebSocket-Version': '8'}))
+hs('bad_key', 0, 0, request(headers={'Sec-WebSocket-Key': 'short=='}))
+hs('protocol_mcp', 0, 0, request(headers={'Sec-WebSocket-Protocol': 'chat, mcp'}))
+hs('post', 0, 0, request().replace(b'GET', b'POST', 1))
+hs('http10', 0, 0, request().replace(b'HTTP/1.1', b'HTTP/1.0', 1))
+hs('body', 0, 0, request(headers={'Content-Length': '5'}))
+hs('chunked', 0, 0, request(headers={'Transfer-Encoding': 'chunked'}))
+
+
+def rpc(name, flags, *records):
+    recs = [r.encode() if isinstance(r, str) else r for r in records]
+    put('rpc_in', name, bytes([flags]) + SEP.join(recs))
+
+
+CALL_PARAMS = js({'name': 'echo', 'arguments': {'text': 'hi'}, '_meta': {'progressToken': '"rmcp-fuzz-0"'}})
+PROGRESS = lambda n: js({'jsonrpc': '2.0', 'method': 'notifications/progress', 'params': {'progressToken': 'rmcp-fuzz-%d' % n, 'progress': 1, 'total': 2}})
+RESULT = lambda i: js({'jsonrpc': '2.0', 'id': i, 'result': {'content': [{'type': 'text', 'text': 'hi'}]}})
+ERROR = lambda i: js({'jsonrpc': '2.0', 'id': i, 'error': {'code': -32602, 'message': 'bad arguments'}})
+rpc('session_call', 0, 'T' + INIT, 'T' + LIST, 'Ctools/call\n' + CALL_PARAMS, 'T' + PROGRESS(0), 'T' + LOGMSG, 'T' + RESULT(3))
+rpc('session_pages', 0, 'T' + INIT, 'T' + LIST_PAGE1, 'T' + LIST_PAGE2, 'T' + CHANGED, 'T' + js({'jsonrpc': '2.0', 'id': 4, 'result': {'tools': []}}))
+rpc('session_batch', 0, 'T' + INIT, 'T' + LIST, 'Ctools/call\n{}', 'Ctools/call\n{}', 'T[' + RESULT(3) + ',' + ERROR(4) + ',' + PING_REQ + ']')
+rpc('session_ndjson', 0, 'T' + INIT + '\n' + LIST + '\n' + PING_REQ + '\n')
+rpc('session_no_tools', 0, 'T' + INIT_NOTOOLS, 'T' + SAMPLING, 'Cresources/list\n', 'X', 'T' + RESULT(2))
+rpc('session_blocked', 1, 'T' + INIT, 'W', 'T' + LIST, 'w', 'Ctools/call\n{}', 'P', 'P', 'W')
+rpc('session_timeouts', 0, 'T' + INIT, 'H', 'T' + LIST)
+rpc('init_error', 0, 'T' + js({'jsonrpc': '2.0', 'id': 1, 'error': {'code': -32603, 'message': 'nope'}}))
+rpc('init_bad_version', 0, 'T' + js({'jsonrpc': '2.0', 'id': 1, 'result': {'protocolVersion': '1999-01-01'}}))
+rpc('garbage', 0, 'Tnot json', 'T{"jsonrpc":"1.0"}')
+rpc('binary_and_raw', 0, 'B' + INIT, b'F' + ws(b'\x03\xe8', opcode=8))
+rpc('fragments', 0, b'F' + ws(INIT[:10], fin=False) + ws(INIT[10:], opcode=0))
+rpc('duplicate_tools', 0, 'T' + INIT, 'T' + js({'jsonrpc': '2.0', 'id': 2, 'result': {'tools': [TOOL('echo'), TOOL('echo'), {'name': 'bad name!'}, {'name': 'x' * 200}]}}))
+rpc('progress_unknown_token', 0, 'T' + INIT, 'T' + LIST, 'Ctools/call\n' + CALL_PARAMS, 'T' + PROGRESS(9), 'Ctools/call\n{}', 'T' + LOGMSG, 'X', 'X')

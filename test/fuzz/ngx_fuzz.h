@@ -43,6 +43,7 @@ typedef struct {
     ngx_uint_t     again;      /* return NGX_AGAIN once before each chunk */
     ngx_uint_t     again_next;
     ngx_uint_t     error;      /* NGX_ERROR at the end instead of 0 */
+    ngx_uint_t     open;       /* NGX_AGAIN at the end: more may come */
 } ngx_fuzz_stream_t;
 
 
@@ -152,6 +153,11 @@ ngx_fuzz_recv(ngx_connection_t *c, u_char *buf, size_t size)
     s = ngx_fuzz_streams[c - ngx_fuzz_conns];
 
     if (s == NULL) {
+        return NGX_AGAIN;
+    }
+
+    if (s->pos == s->end && s->open) {
+        c->read->ready = 0;
         return NGX_AGAIN;
     }
 
@@ -376,7 +382,9 @@ ngx_fuzz_init(void)
     ngx_time_init();
     ngx_use_stderr = 0;      /* log lines go to /dev/null only */
 
-    ngx_fuzz_log_file.fd = open("/dev/null", O_WRONLY);
+    /* NGX_FUZZ_LOG=1: the log on stderr, to see what an input does */
+    ngx_fuzz_log_file.fd = getenv("NGX_FUZZ_LOG") ? dup(2)
+                                                  : open("/dev/null", O_WRONLY);
     ngx_fuzz_check(ngx_fuzz_log_file.fd != -1, "open /dev/null");
     ngx_str_set(&ngx_fuzz_log_file.name, "/dev/null");
 
