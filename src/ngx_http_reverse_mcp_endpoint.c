@@ -486,6 +486,8 @@ static ngx_http_reverse_mcp_ep_tools_t
     ngx_http_reverse_mcp_ep_tools_cache[NGX_HTTP_REVERSE_MCP_EP_TOOLS_CACHE];
 static ngx_uint_t         ngx_http_reverse_mcp_ep_tools_next;
 static ngx_event_t        ngx_http_reverse_mcp_ep_poll_ev;
+/* the poll timer's owner: nginx's debug log reads ev->data as a connection */
+static ngx_connection_t   ngx_http_reverse_mcp_ep_poll_conn;
 static ngx_atomic_uint_t  ngx_http_reverse_mcp_ep_cancel_seen;
 static ngx_shm_zone_t    *ngx_http_reverse_mcp_ep_zone;
 
@@ -2279,6 +2281,9 @@ ngx_http_reverse_mcp_ep_track(ngx_http_request_t *r,
     ngx_http_reverse_mcp_ep_zone = ctx->zone;
 
     if (!ngx_http_reverse_mcp_ep_poll_ev.timer_set) {
+        ngx_http_reverse_mcp_ep_poll_conn.fd = (ngx_socket_t) -1;
+        ngx_http_reverse_mcp_ep_poll_ev.data =
+                                        &ngx_http_reverse_mcp_ep_poll_conn;
         ngx_http_reverse_mcp_ep_poll_ev.handler =
                                         ngx_http_reverse_mcp_ep_poll_handler;
         /* ngx_add_timer logs ev->data as a connection in debug builds */

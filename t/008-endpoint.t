@@ -1087,3 +1087,29 @@ location /mcp {
 --- must_die
 --- error_log
 invalid parameter "secret": expected token=, token_file= or token_sha256=
+
+
+
+=== TEST 17: a tools/call with the debug log on (the poll timer's debug line read a NULL event owner; found by test/fuzz/endpoint_fuzz.c)
+--- http_config
+reverse_mcp_zone rmcp:1m;
+reverse_mcp_agent a1 { server s1 token=t; }
+--- config
+location /ws { reverse_mcp_connector a1; }
+location = /status { reverse_mcp_status; }
+location /mcp { reverse_mcp_endpoint a1; }
+--- log_level: debug
+--- test_code
+my $s1 = up(name => 's1', tools => [ tool('echo') ]);
+my $sid = session();
+for my $i (1 .. 4) {
+    my $r = mcp(session => $sid, servers => [ $s1 ],
+                msg => req($i, 'tools/call',
+                           { name => 's1__echo',
+                             arguments => { text => "hi $i" } }));
+    is($r->{status}, 200, "call $i: 200");
+    is($r->{json}{result}{content}[0]{text}, "hi $i", "call $i: echoed");
+}
+--- no_error_log
+exited on signal
+[alert]
