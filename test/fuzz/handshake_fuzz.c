@@ -6,7 +6,7 @@
  * from X-MCP-Server-Name or ?server_name=, the token from Authorization
  * or ?token=, the redaction of query tokens from the request line, then,
  * once accepted, whatever the client pipelined after the request and
- * sends later (WebSocket frames).  See connector_fixture.h for what is
+ * sends later (WebSocket frames).  See http_fixture.h for what is
  * real and what is stubbed.
  *
  * Input: byte 0 = flags (bit 0: our writes block at first; bit 1: recv()
@@ -20,13 +20,15 @@
  * timer or posted event is left.
  */
 
-#include "connector_fixture.h"
+#define FUZZ_MODULE_SRC  "../../src/ngx_http_reverse_mcp_connector.c"
+
+#include "http_fixture.h"
 
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    fuzz_connector_init();
+    fuzz_http_init();
     return 0;
 }
 

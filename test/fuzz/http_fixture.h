@@ -1,25 +1,31 @@
 /*
- * The reverse connector (src/ngx_http_reverse_mcp_connector.c) in a fake
- * worker, for the handshake and rpc_in fuzz targets.
+ * A request handler of the module in a fake worker, for the handshake,
+ * rpc_in and endpoint fuzz targets.  The target defines FUZZ_MODULE_SRC
+ * (the module .c file under test, included here so its static functions
+ * are reachable) before including this file.
  *
- * What is real: the whole connector (handshake checks, the upgraded
- * connection, the frame codec, the MCP client role, calls and their
- * notifications), the registry in a shared zone (a slab pool in malloc'ed
- * memory, fresh for every input), the configuration lookups of the
- * module, nginx's own request line and header parsers (the request is
- * parsed from bytes as nginx would).  What is stubbed: nginx's HTTP
- * output (send_header, output_filter, send_special: the bytes are read
- * and dropped), discard_request_body, finalize_request (recorded; the
- * request is freed at the end as nginx would free it), the agent name
- * (a complex value evaluating to "a").
+ * What is real: the module file under test and every other module file
+ * (linked from mod.a: the registry and sessions in a shared zone, a slab
+ * pool in malloc'ed memory, fresh for every input; calls; HTTP helpers),
+ * nginx's request line and header parsers (the request is parsed from
+ * bytes as nginx would), ngx_http_send_header() and
+ * ngx_http_output_filter() down to the top header and body filters.
+ * What is stubbed: the filters themselves (the bytes are read and
+ * dropped; a second header is an error), and, through the linker's
+ * --wrap (Makefile), ngx_http_finalize_request (recorded; the request is
+ * freed at the end as nginx would free it), ngx_http_run_posted_requests,
+ * ngx_http_discard_request_body, ngx_http_read_client_request_body (the
+ * body is what follows the header, up to Content-Length) and
+ * ngx_http_complex_value (the agent name "a").
  *
  * Configuration: agent "a" with servers "s1" (token "secret"), "s2"
  * (no auth), "s3" (disabled), max_servers 4, max_tools 16;
- * reverse_mcp_query_token on; max_message 65536; send_queue 65536.
+ * reverse_mcp_query_token on; max_message 65536; send_queue 65536; the
+ * endpoint at location /mcp with the defaults.
  */
 
-#ifndef _CONNECTOR_FIXTURE_H_INCLUDED_
-#define _CONNECTOR_FIXTURE_H_INCLUDED_
+#ifndef _HTTP_FIXTURE_H_INCLUDED_
+#define _HTTP_FIXTURE_H_INCLUDED_
 
 
 #include "ngx_fuzz.h"
@@ -35,6 +41,8 @@
 
 
 static ngx_uint_t  fuzz_finalized;
+static ngx_int_t   fuzz_finalized_rc;
+static ngx_uint_t  fuzz_headers_sent;
 
 
 static ngx_int_t
@@ -46,13 +54,15 @@ fuzz_read_chain(ngx_chain_t *in)
     sum = 0;
 
     for ( /* void */ ; in; in = in->next) {
-        if (in->buf->pos == NULL) {
+        if (in->buf->pos == NULL || in->buf->in_file) {
             continue;
         }
 
         for (p = in->buf->pos; p < in->buf->last; p++) {
             sum += *p;
         }
+
+        in->buf->pos = in->buf->last;
     }
 
     (void) sum;
@@ -61,16 +71,20 @@ fuzz_read_chain(ngx_chain_t *in)
 }
 
 
+/* the last header filter: what ngx_http_header_filter() would send */
 static ngx_int_t
-fuzz_send_header(ngx_http_request_t *r)
+fuzz_header_filter(ngx_http_request_t *r)
 {
     ngx_uint_t        i;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
+    fuzz_headers_sent++;
     r->header_sent = 1;
 
-    /* every header we set is readable */
+    ngx_fuzz_check(r->headers_out.status >= 100
+                   && r->headers_out.status < 600, "no response status");
+
     part = &r->headers_out.headers.part;
     h = part->elts;
 
@@ -85,8 +99,13 @@ fuzz_send_header(ngx_http_request_t *r)
             i = 0;
         }
 
-        (void) ngx_strlchr(h[i].value.data, h[i].value.data + h[i].value.len,
-                           0);
+        if (h[i].hash == 0) {
+            continue;
+        }
+
+        ngx_fuzz_check(ngx_strlchr(h[i].value.data,
+                                   h[i].value.data + h[i].value.len, '\n')
+                       == NULL, "a newline in a response header");
     }
 
     return NGX_OK;
@@ -94,65 +113,117 @@ fuzz_send_header(ngx_http_request_t *r)
 
 
 static ngx_int_t
-fuzz_output_filter(ngx_http_request_t *r, ngx_chain_t *in)
+fuzz_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
+    ngx_fuzz_check(r->header_sent, "a body before the header");
+
     return fuzz_read_chain(in);
 }
 
 
-static ngx_int_t
-fuzz_send_special(ngx_http_request_t *r, ngx_uint_t flags)
+void __wrap_ngx_http_finalize_request(ngx_http_request_t *r, ngx_int_t rc);
+void __wrap_ngx_http_run_posted_requests(ngx_connection_t *c);
+ngx_int_t __wrap_ngx_http_discard_request_body(ngx_http_request_t *r);
+ngx_int_t __wrap_ngx_http_read_client_request_body(ngx_http_request_t *r,
+    ngx_http_client_body_handler_pt post_handler);
+ngx_int_t __wrap_ngx_http_complex_value(ngx_http_request_t *r,
+    ngx_http_complex_value_t *val, ngx_str_t *value);
+
+
+void
+__wrap_ngx_http_finalize_request(ngx_http_request_t *r, ngx_int_t rc)
 {
+    if (rc == NGX_DONE) {
+        /* the handler keeps the request: nginx only drops a reference */
+        return;
+    }
+
+    fuzz_finalized_rc = rc;
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE && rc != NGX_HTTP_CLOSE
+        && !r->header_sent)
+    {
+        /* nginx would send its error page */
+        r->headers_out.status = rc;
+        (void) ngx_http_send_header(r);
+    }
+
+    fuzz_finalized++;
+}
+
+
+void
+__wrap_ngx_http_run_posted_requests(ngx_connection_t *c)
+{
+}
+
+
+ngx_int_t
+__wrap_ngx_http_discard_request_body(ngx_http_request_t *r)
+{
+    r->discard_body = 1;
     return NGX_OK;
 }
 
 
-static ngx_int_t
-fuzz_discard_request_body(ngx_http_request_t *r)
+/* the body: what follows the header, up to Content-Length */
+ngx_int_t
+__wrap_ngx_http_read_client_request_body(ngx_http_request_t *r,
+    ngx_http_client_body_handler_pt post_handler)
 {
+    size_t                     len;
+    ngx_buf_t                 *b;
+    ngx_chain_t               *cl;
+    ngx_http_request_body_t   *rb;
+
+    ngx_fuzz_check(r->request_body == NULL && !r->discard_body,
+                   "the body is read twice");
+
+    rb = ngx_pcalloc(r->pool, sizeof(ngx_http_request_body_t));
+    ngx_fuzz_check(rb != NULL, "request body");
+    r->request_body = rb;
+
+    len = r->header_in->last - r->header_in->pos;
+
+    if (r->headers_in.content_length_n >= 0
+        && (off_t) len > r->headers_in.content_length_n)
+    {
+        len = (size_t) r->headers_in.content_length_n;
+    }
+
+    if (len) {
+        /* a copy of its own size: reads past the body are caught */
+        b = ngx_create_temp_buf(r->pool, len);
+        cl = ngx_alloc_chain_link(r->pool);
+        ngx_fuzz_check(b != NULL && cl != NULL, "body buffer");
+
+        b->last = ngx_cpymem(b->pos, r->header_in->pos, len);
+        b->last_buf = 1;
+        r->header_in->pos += len;
+
+        cl->buf = b;
+        cl->next = NULL;
+        rb->bufs = cl;
+    }
+
+    r->main->count++;
+
+    post_handler(r);
+
     return NGX_OK;
 }
 
 
-static ngx_int_t
-fuzz_complex_value(ngx_http_request_t *r, ngx_http_complex_value_t *val,
-    ngx_str_t *value)
+ngx_int_t
+__wrap_ngx_http_complex_value(ngx_http_request_t *r,
+    ngx_http_complex_value_t *val, ngx_str_t *value)
 {
     ngx_str_set(value, "a");
     return NGX_OK;
 }
 
 
-static void
-fuzz_finalize_request(ngx_http_request_t *r, ngx_int_t rc)
-{
-    fuzz_finalized++;
-}
-
-
-static void
-fuzz_run_posted_requests(ngx_connection_t *c)
-{
-}
-
-
-#define ngx_http_send_header           fuzz_send_header
-#define ngx_http_output_filter         fuzz_output_filter
-#define ngx_http_send_special          fuzz_send_special
-#define ngx_http_discard_request_body  fuzz_discard_request_body
-#define ngx_http_complex_value         fuzz_complex_value
-#define ngx_http_finalize_request      fuzz_finalize_request
-#define ngx_http_run_posted_requests   fuzz_run_posted_requests
-
-#include "../../src/ngx_http_reverse_mcp_connector.c"
-
-#undef ngx_http_send_header
-#undef ngx_http_output_filter
-#undef ngx_http_send_special
-#undef ngx_http_discard_request_body
-#undef ngx_http_complex_value
-#undef ngx_http_finalize_request
-#undef ngx_http_run_posted_requests
+#include FUZZ_MODULE_SRC
 
 
 static ngx_http_reverse_mcp_main_conf_t   fuzz_mcf;
@@ -160,8 +231,10 @@ static ngx_http_reverse_mcp_loc_conf_t    fuzz_lcf;
 static ngx_http_core_loc_conf_t           fuzz_clcf;
 static ngx_http_complex_value_t           fuzz_cv;
 static ngx_shm_zone_t                     fuzz_zone;
-static u_char                            *fuzz_zone_mem;
+static ngx_http_reverse_mcp_agent_conf_t *fuzz_acf;
 static void                              *fuzz_main_conf[4];
+static void                            ***fuzz_conf_ctx[1];
+static ngx_http_conf_ctx_t                fuzz_http_ctx;
 static void                              *fuzz_loc_conf[4];
 
 
@@ -188,32 +261,102 @@ fuzz_add_server(ngx_http_reverse_mcp_agent_conf_t *acf, const char *name,
 }
 
 
-/* a fresh registry zone: what nginx does for a new shared zone */
+/* a fresh slab pool in zone memory: what nginx does for a new zone */
 static void
-fuzz_zone_reset(void)
+fuzz_shm_reset(ngx_shm_zone_t *zone)
 {
+    u_char           *mem;
     ngx_slab_pool_t  *sp;
 
-    ngx_memzero(fuzz_zone_mem, sizeof(ngx_slab_pool_t));
+    mem = zone->shm.addr;
 
-    sp = (ngx_slab_pool_t *) fuzz_zone_mem;
-    sp->end = fuzz_zone_mem + FUZZ_ZONE_SIZE;
+    ngx_memzero(mem, sizeof(ngx_slab_pool_t));
+
+    sp = (ngx_slab_pool_t *) mem;
+    sp->end = mem + zone->shm.size;
     sp->min_shift = 3;
-    sp->addr = fuzz_zone_mem;
+    sp->addr = mem;
 
     ngx_fuzz_check(ngx_shmtx_create(&sp->mutex, &sp->lock, NULL) == NGX_OK,
                    "shmtx");
     ngx_slab_init(sp);
+}
+
+
+static void
+fuzz_shm_zone(ngx_shm_zone_t *zone, const char *name, size_t size)
+{
+    zone->shm.addr = ngx_memalign(ngx_pagesize, size, &ngx_fuzz_log);
+    ngx_fuzz_check(zone->shm.addr != NULL, "zone memory");
+
+    zone->shm.name.data = (u_char *) name;
+    zone->shm.name.len = ngx_strlen(name);
+    zone->shm.size = size;
+    zone->shm.log = &ngx_fuzz_log;
+
+    zone->data = ngx_pcalloc(ngx_fuzz_cycle.pool, 64);
+    ngx_fuzz_check(zone->data != NULL, "zone ctx");
+}
+
+
+/* a fresh registry and session zone */
+static void
+fuzz_zone_reset(void)
+{
+    fuzz_shm_reset(&fuzz_zone);
 
     ngx_fuzz_check(ngx_http_reverse_mcp_registry_init_zone(&fuzz_zone, NULL)
                    == NGX_OK, "registry zone");
 }
 
 
+/* server "s2" of agent "a" with the tools echo and add */
 static void
-fuzz_connector_init(void)
+fuzz_register_server(void)
 {
-    void                               *zctx;
+    const char                         *reason;
+    ngx_array_t                         tools;
+    ngx_http_reverse_mcp_tool_t        *t;
+    ngx_http_reverse_mcp_reg_entry_t    e;
+
+    ngx_fuzz_check(ngx_array_init(&tools, ngx_fuzz_cycle.pool, 2,
+                                  sizeof(ngx_http_reverse_mcp_tool_t))
+                   == NGX_OK, "tools");
+
+    t = ngx_array_push_n(&tools, 2);
+    ngx_fuzz_check(t != NULL, "tools");
+
+    ngx_str_set(&t[0].name, "echo");
+    ngx_str_set(&t[0].json, "\"description\":\"Echo a text\","
+                "\"inputSchema\":{\"type\":\"object\",\"properties\":"
+                "{\"text\":{\"type\":\"string\"}}}");
+    ngx_str_set(&t[1].name, "add");
+    ngx_str_set(&t[1].json, "\"inputSchema\":{\"type\":\"object\"}");
+
+    ngx_memzero(&e, sizeof(ngx_http_reverse_mcp_reg_entry_t));
+    ngx_str_set(&e.agent, "a");
+    ngx_str_set(&e.server, "s2");
+    e.conn_id = 1000;
+    e.connected_at = ngx_time();
+    ngx_str_set(&e.protocol_version, "2025-06-18");
+    ngx_str_set(&e.server_info, "{\"name\":\"demo\",\"version\":\"1\"}");
+    ngx_str_set(&e.capabilities, "{\"tools\":{},\"resources\":{},"
+                "\"prompts\":{},\"logging\":{},\"completions\":{}}");
+    e.tools = &tools;
+    e.max_servers = 4;
+    e.max_tools = 16;
+
+    reason = "";
+
+    ngx_fuzz_check(ngx_http_reverse_mcp_registry_put(&fuzz_zone, &e,
+                                                     &ngx_fuzz_log, &reason)
+                   == NGX_OK, "registry_put");
+}
+
+
+static void
+fuzz_http_init(void)
+{
     ngx_http_reverse_mcp_agent_conf_t  *acf;
 
     ngx_fuzz_init();
@@ -234,6 +377,7 @@ fuzz_connector_init(void)
     ngx_str_set(&acf->name, "a");
     acf->max_servers = 4;
     acf->max_tools = 16;
+    fuzz_acf = acf;
 
     ngx_fuzz_check(ngx_array_init(&acf->servers, ngx_fuzz_cycle.pool, 4,
                                   sizeof(ngx_http_reverse_mcp_server_conf_t))
@@ -253,26 +397,34 @@ fuzz_connector_init(void)
     fuzz_lcf.max_message = 65536;
     fuzz_lcf.send_queue = 65536;
 
+    fuzz_lcf.endpoint = &fuzz_cv;
+    ngx_str_set(&fuzz_lcf.tool_separator, "__");
+    fuzz_lcf.session_timeout = 3600000;
+    fuzz_lcf.endpoint_tokens = NULL;
+    fuzz_lcf.allowed_origins = NULL;
+    fuzz_lcf.page_size = 2;
+    fuzz_lcf.max_sessions = 8;
+
     fuzz_clcf.send_timeout = 60000;
+    ngx_str_set(&fuzz_clcf.name, "/mcp");
+
+    ngx_http_top_header_filter = fuzz_header_filter;
+    ngx_http_top_body_filter = fuzz_body_filter;
 
     fuzz_main_conf[1] = &fuzz_mcf;
+
+    /* ngx_http_cycle_get_module_main_conf(ngx_cycle, ...) */
+    ngx_http_module.index = 0;
+    fuzz_http_ctx.main_conf = fuzz_main_conf;
+    fuzz_http_ctx.loc_conf = fuzz_loc_conf;
+    fuzz_conf_ctx[0] = (void ***) &fuzz_http_ctx;
+    ngx_fuzz_cycle.conf_ctx = fuzz_conf_ctx;
     fuzz_loc_conf[0] = &fuzz_clcf;
     fuzz_loc_conf[1] = &fuzz_lcf;
 
     /* the registry zone */
 
-    fuzz_zone_mem = ngx_memalign(ngx_pagesize, FUZZ_ZONE_SIZE, &ngx_fuzz_log);
-    ngx_fuzz_check(fuzz_zone_mem != NULL, "zone memory");
-
-    zctx = ngx_pcalloc(ngx_fuzz_cycle.pool, 64);
-    ngx_fuzz_check(zctx != NULL, "zone ctx");
-
-    ngx_str_set(&fuzz_zone.shm.name, "fuzz");
-    fuzz_zone.shm.addr = fuzz_zone_mem;
-    fuzz_zone.shm.size = FUZZ_ZONE_SIZE;
-    fuzz_zone.shm.log = &ngx_fuzz_log;
-    fuzz_zone.data = zctx;
-
+    fuzz_shm_zone(&fuzz_zone, "fuzz", FUZZ_ZONE_SIZE);
     fuzz_mcf.shm_zone = &fuzz_zone;
 }
 
@@ -312,6 +464,7 @@ static ngx_http_request_t *
 fuzz_request(const u_char *data, size_t len, ngx_fuzz_stream_t *in,
     ngx_fuzz_sink_t *out)
 {
+    u_char              *p;
     ngx_int_t            rc;
     ngx_buf_t           *b;
     ngx_pool_t          *pool;
@@ -366,6 +519,10 @@ fuzz_request(const u_char *data, size_t len, ngx_fuzz_stream_t *in,
     r->unparsed_uri.data = r->uri_start;
     r->unparsed_uri.len = r->uri_end - r->uri_start;
 
+    r->uri.data = r->uri_start;
+    r->uri.len = (r->args_start ? r->args_start - 1 : r->uri_end)
+                 - r->uri_start;
+
     if (r->args_start) {
         r->args.data = r->args_start;
         r->args.len = r->uri_end - r->args_start;
@@ -418,6 +575,36 @@ fuzz_request(const u_char *data, size_t len, ngx_fuzz_stream_t *in,
                       == 0)
         {
             r->headers_in.chunked = 1;
+
+        } else if (h->key.len == 12
+                   && ngx_strncmp(h->lowcase_key, "content-type", 12) == 0)
+        {
+            r->headers_in.content_type = h;
+
+        } else if (h->key.len == 4
+                   && ngx_strncmp(h->lowcase_key, "host", 4) == 0)
+        {
+            if (r->headers_in.host) {
+                goto refused;      /* nginx: "client sent duplicate" */
+            }
+
+            /* ngx_http_validate_host(), roughly: no port, lower case */
+            r->headers_in.host = h;
+            r->headers_in.server = h->value;
+
+            p = ngx_strlchr(h->value.data, h->value.data + h->value.len,
+                            ':');
+            if (p) {
+                r->headers_in.server.len = p - h->value.data;
+            }
+
+            if (r->headers_in.server.len == 0
+                || ngx_strlchr(r->headers_in.server.data,
+                               r->headers_in.server.data
+                               + r->headers_in.server.len, '/'))
+            {
+                goto refused;
+            }
         }
     }
 
@@ -438,11 +625,25 @@ refused:
 static void
 fuzz_request_free(ngx_http_request_t *r)
 {
-    ngx_pool_t        *pool;
-    ngx_connection_t  *c;
+    ngx_pool_t          *pool;
+    ngx_connection_t    *c;
+    ngx_http_cleanup_t  *cln;
 
     c = r->connection;
     pool = c->pool;
+
+    /* ngx_http_free_request() */
+
+    cln = r->cleanup;
+    r->cleanup = NULL;
+
+    while (cln) {
+        if (cln->handler) {
+            cln->handler(cln->data);
+        }
+
+        cln = cln->next;
+    }
 
     c->destroyed = 1;
 
@@ -501,4 +702,4 @@ fuzz_finish(ngx_http_request_t *r, ngx_fuzz_sink_t *out)
 }
 
 
-#endif /* _CONNECTOR_FIXTURE_H_INCLUDED_ */
+#endif /* _HTTP_FIXTURE_H_INCLUDED_ */

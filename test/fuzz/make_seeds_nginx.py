@@ -214,3 +214,65 @@ rpc('binary_and_raw', 0, 'B' + INIT, b'F' + ws(b'\x03\xe8', opcode=8))
 rpc('fragments', 0, b'F' + ws(INIT[:10], fin=False) + ws(INIT[10:], opcode=0))
 rpc('duplicate_tools', 0, 'T' + INIT, 'T' + js({'jsonrpc': '2.0', 'id': 2, 'result': {'tools': [TOOL('echo'), TOOL('echo'), {'name': 'bad name!'}, {'name': 'x' * 200}]}}))
 rpc('progress_unknown_token', 0, 'T' + INIT, 'T' + LIST, 'Ctools/call\n' + CALL_PARAMS, 'T' + PROGRESS(9), 'Ctools/call\n{}', 'T' + LOGMSG, 'X', 'X')
+
+
+# --- endpoint: byte 0 = flags, then whole HTTP requests; @SID@ = session
+
+def post(body, path='/mcp', headers=None):
+    if not isinstance(body, str):
+        body = js(body)
+    h = {'Host': 'localhost', 'Content-Type': 'application/json',
+         'Accept': 'application/json, text/event-stream',
+         'MCP-Protocol-Version': '2025-06-18', 'Mcp-Session-Id': '@SID@'}
+    h.update(headers or {})
+    h['Content-Length'] = str(len(body.encode()))
+    lines = ['POST %s HTTP/1.1' % path] + ['%s: %s' % (k, v) for k, v in h.items() if v is not None]
+    return '\r\n'.join(lines) + '\r\n\r\n' + body
+
+
+def get(path='/mcp', headers=None, method='GET'):
+    h = {'Host': 'localhost', 'Accept': 'text/event-stream', 'Mcp-Session-Id': '@SID@'}
+    h.update(headers or {})
+    lines = ['%s %s HTTP/1.1' % (method, path)] + ['%s: %s' % (k, v) for k, v in h.items() if v is not None]
+    return '\r\n'.join(lines) + '\r\n\r\n'
+
+
+def ep(name, flags, *reqs):
+    put('endpoint', name, bytes([flags]) + SEP.join(r.encode() for r in reqs))
+
+
+def rq(i, method, params=None):
+    m = {'jsonrpc': '2.0', 'id': i, 'method': method}
+    if params is not None:
+        m['params'] = params
+    return m
+
+
+INITIALIZE = post(rq(1, 'initialize', {'protocolVersion': '2025-06-18', 'capabilities': {}, 'clientInfo': {'name': 'fuzz', 'version': '1'}}), headers={'Mcp-Session-Id': None, 'MCP-Protocol-Version': None})
+INITIALIZED = post({'jsonrpc': '2.0', 'method': 'notifications/initialized'})
+ep('session', 0, INITIALIZE, INITIALIZED, post(rq(2, 'tools/list')), post(rq(3, 'tools/call', {'name': 's2__echo', 'arguments': {'text': 'hi'}, '_meta': {'progressToken': 7}})), post(rq(4, 'ping')), get(method='DELETE'))
+ep('session_json_only', 1, INITIALIZE, post(rq(2, 'tools/list', {'cursor': 'x'}), headers={'Accept': 'application/json'}), post(rq(5, 'logging/setLevel', {'level': 'debug'})), post(rq(6, 'resources/list')), post(rq(7, 'prompts/get', {'name': 'p'})), post(rq(8, 'completion/complete', {'ref': {}, 'argument': {}})))
+ep('per_server', 0, post(rq(1, 'initialize', {'protocolVersion': '2025-03-26'}), path='/mcp/s2', headers={'Mcp-Session-Id': None}), post(rq(2, 'tools/list'), path='/mcp/s2'), post(rq(3, 'tools/call', {'name': 'echo', 'arguments': {}}), path='/mcp/s2'), post(rq(4, 'tools/list'), path='/mcp/nope'))
+ep('cancel_listen', 0, INITIALIZE, post({'jsonrpc': '2.0', 'method': 'notifications/cancelled', 'params': {'requestId': 3, 'reason': 'x'}}), get())
+ep('errors', 0, post('{not json', headers={'Mcp-Session-Id': None}), post('[' + js(rq(1, 'ping')) + ']'), post({'jsonrpc': '2.0', 'id': {}, 'method': 'x'}), post({'jsonrpc': '2.0', 'id': 1, 'result': {}}), post(rq(1, 'tools/call', 'str')), post(rq(1, 'tools/list'), headers={'Mcp-Session-Id': 'nope'}), post(rq(1, 'ping'), headers={'Content-Type': 'text/plain'}), post(rq(1, 'ping'), headers={'Accept': 'text/html'}), post(rq(1, 'ping'), headers={'Origin': 'http://evil.example'}), get(method='PUT'))
+MODERN = {'io.modelcontextprotocol/protocolVersion': '2026-07-28'}
+ep('modern', 0, post(rq(1, 'server/discover', {'_meta': MODERN}), headers={'Mcp-Session-Id': None, 'MCP-Protocol-Version': '2026-07-28', 'Mcp-Method': 'server/discover'}), post(rq(2, 'tools/call', {'name': 's2__add', 'arguments': {'a': 1}, '_meta': MODERN}), headers={'Mcp-Session-Id': None, 'MCP-Protocol-Version': '2026-07-28', 'Mcp-Method': 'tools/call', 'Mcp-Name': 's2__add'}), post(rq(3, 'tools/list', {'_meta': dict(MODERN, **{'io.modelcontextprotocol/clientInfo': {}})}), headers={'Mcp-Session-Id': None, 'MCP-Protocol-Version': '2026-07-28'}), post(rq(4, 'subscriptions/listen', {'_meta': MODERN}), headers={'Mcp-Session-Id': None, 'MCP-Protocol-Version': '2026-07-28'}))
+
+
+# --- chat and a2a: byte 0 = flags, then whole HTTP requests
+
+def chat(name, flags, *reqs):
+    put('chat', name, bytes([flags]) + SEP.join(r.encode() for r in reqs))
+
+
+def cpost(body, path='/chat', headers=None):
+    h = {'Accept': 'application/json'}
+    h.update(headers or {})
+    return post(body, path, dict(h, **{'Mcp-Session-Id': None, 'MCP-Protocol-Version': None}))
+
+
+A2A_MSG = lambda i, method, text, ctx=None: {'jsonrpc': '2.0', 'id': i, 'method': method, 'params': {'message': dict({'role': 'user', 'messageId': 'm-%d' % i, 'kind': 'message', 'parts': [{'kind': 'text', 'text': text}]}, **({'contextId': ctx} if ctx else {}))}}
+chat('chat_turns', 0, cpost({'message': 'What tools do you have?'}), cpost({'message': '/tools', 'context_id': 'c-1'}), cpost({'message': '/history', 'context_id': 'c-1'}), cpost({'message': 'again', 'context_id': 'c-1'}, headers={'Accept': 'text/event-stream'}))
+chat('chat_errors', 0, cpost('not json'), cpost({'message': ''}), cpost({'message': 'x', 'context_id': 'bad id!'}), cpost({'message': 'x', 'context_id': 5}), cpost({'message': 'x'}, headers={'Content-Type': 'text/plain'}), get('/chat', method='PUT'))
+chat('a2a_card_send', 0, get('/a2a', headers={'Accept': 'application/json'}), cpost(A2A_MSG(1, 'message/send', 'hello'), path='/a2a'), cpost(A2A_MSG(2, 'message/stream', 'hi', 'ctx-1'), path='/a2a', headers={'Accept': 'text/event-stream'}), cpost({'jsonrpc': '2.0', 'id': 3, 'method': 'tasks/get', 'params': {'id': 'task-1', 'historyLength': 2}}, path='/a2a'), cpost({'jsonrpc': '2.0', 'id': 4, 'method': 'tasks/cancel', 'params': {'id': 'task-1'}}, path='/a2a'))
+chat('a2a_errors', 1, cpost('{', path='/a2a'), cpost({'jsonrpc': '2.0', 'id': 1, 'method': 'tasks/pushNotificationConfig/set', 'params': {}}, path='/a2a'), cpost({'jsonrpc': '2.0', 'id': [], 'method': 'x'}, path='/a2a'), cpost({'jsonrpc': '2.0', 'id': 2, 'method': 'message/send', 'params': {'message': {'parts': [{'kind': 'file', 'file': {}}]}}}, path='/a2a'), cpost({'jsonrpc': '2.0', 'id': 3, 'method': 'tasks/resubscribe', 'params': []}, path='/a2a'))

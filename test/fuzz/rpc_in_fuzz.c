@@ -6,7 +6,7 @@
  * logging, progress routed to calls), results and errors of calls the
  * gateway made, batches, newline-delimited messages, garbage), on a
  * connection accepted by the real handshake (server "s2", see
- * connector_fixture.h), interleaved with what the gateway does on its own:
+ * http_fixture.h), interleaved with what the gateway does on its own:
  * calls from agents, their cancellation, the ping and protocol timers,
  * a socket that stops taking data.
  *
@@ -24,7 +24,9 @@
  * after; nothing leaks; no connection, timer or posted event is left.
  */
 
-#include "connector_fixture.h"
+#define FUZZ_MODULE_SRC  "../../src/ngx_http_reverse_mcp_connector.c"
+
+#include "http_fixture.h"
 
 
 #define FUZZ_CALLS  16
@@ -221,7 +223,7 @@ fuzz_fire(ngx_event_t *ev)
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    fuzz_connector_init();
+    fuzz_http_init();
     return 0;
 }
 
