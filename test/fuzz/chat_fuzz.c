@@ -80,6 +80,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_fuzz_sink_t      sink;
     ngx_fuzz_input_t     in;
     ngx_fuzz_stream_t    st;
+    ngx_connection_t    *c;
     ngx_http_request_t  *r;
 
     if (size < 1) {
@@ -109,7 +110,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ngx_memzero(&sink, sizeof(ngx_fuzz_sink_t));
         sink.block = data[0] & 1;
 
-        fuzz_finalized = 0;
         fuzz_headers_sent = 0;
 
         r = fuzz_request(rec.data, rec.len, &st, &sink);
@@ -119,6 +119,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                           "fuzz: request %ui is not valid HTTP", n);
             continue;
         }
+
+        c = r->connection;
 
         if (r->uri.len >= 4 && ngx_strncmp(r->uri.data, "/a2a", 4) == 0) {
             rc = ngx_http_reverse_mcp_a2a_handler(r);
@@ -134,7 +136,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         if (!fuzz_finalized && sink.block) {
             sink.block = 0;
-            r->write_event_handler(r);
+            c->write->handler(c->write);
             ngx_fuzz_run_posted();
         }
 
@@ -150,7 +152,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                        || fuzz_finalized_rc == NGX_HTTP_CLOSE,
                        "a finalized request without one response header");
 
-        fuzz_request_free(r);
+        fuzz_close(r, c);
         ngx_fuzz_run_posted();
     }
 

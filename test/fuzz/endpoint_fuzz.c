@@ -111,6 +111,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_fuzz_sink_t      sink;
     ngx_fuzz_input_t     in;
     ngx_fuzz_stream_t    st;
+    ngx_connection_t    *c;
     ngx_http_request_t  *r;
 
     if (size < 1) {
@@ -138,7 +139,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ngx_memzero(&sink, sizeof(ngx_fuzz_sink_t));
         sink.block = data[0] & 1;
 
-        fuzz_finalized = 0;
         fuzz_headers_sent = 0;
 
         r = fuzz_request(req, len, &st, &sink);
@@ -150,6 +150,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             continue;
         }
 
+        c = r->connection;
+
         rc = ngx_http_reverse_mcp_endpoint_handler(r);
 
         /* ngx_http_core_content_phase() */
@@ -159,7 +161,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         if (!fuzz_finalized && sink.block) {
             sink.block = 0;
-            r->write_event_handler(r);
+            c->write->handler(c->write);
             ngx_fuzz_run_posted();
         }
 
@@ -180,7 +182,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                        || fuzz_finalized_rc == NGX_HTTP_CLOSE,
                        "a finalized request without one response header");
 
-        fuzz_request_free(r);
+        fuzz_close(r, c);
         ngx_fuzz_run_posted();
 
         free(req);

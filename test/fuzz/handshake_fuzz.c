@@ -83,6 +83,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_fuzz_sink_t      sink;
     ngx_fuzz_input_t     in;
     ngx_fuzz_stream_t    st;
+    ngx_connection_t    *c;
     ngx_http_request_t  *r;
 
     if (size < 2) {
@@ -111,7 +112,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sink.block = data[0] & 1;
 
     fuzz_lcf.duplicate = (data[0] >> 2) & 1;
-    fuzz_finalized = 0;
     fuzz_zone_reset();
 
     r = fuzz_request(req.data, req.len, &st, &sink);
@@ -119,6 +119,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (r == NULL) {
         goto done;
     }
+
+    c = r->connection;
 
     rc = ngx_http_reverse_mcp_connector_handler(r);
 
@@ -128,15 +130,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc == NGX_DONE) {
         ngx_fuzz_check(r->headers_out.status == NGX_HTTP_SWITCHING_PROTOCOLS,
                        "accepted without 101");
-        fuzz_drive(r, &st, &sink);
-        fuzz_finish(r, &sink);
+        fuzz_drive(c, &st, &sink);
+        fuzz_finish(r, c, &sink);
 
     } else {
         ngx_fuzz_check(rc == NGX_HTTP_INTERNAL_SERVER_ERROR
                        || (r->headers_out.status >= 400
                            && r->headers_out.status < 500),
                        "refused without a 4xx status");
-        fuzz_request_free(r);
+        fuzz_close(r, c);
     }
 
 done:

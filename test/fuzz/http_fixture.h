@@ -41,6 +41,8 @@
 
 
 static ngx_uint_t  fuzz_finalized;
+static ngx_uint_t  fuzz_request_freed;
+static ngx_uint_t  fuzz_conn_closed;
 static ngx_int_t   fuzz_finalized_rc;
 static ngx_uint_t  fuzz_headers_sent;
 
@@ -121,6 +123,8 @@ fuzz_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 }
 
 
+void __wrap_ngx_http_free_request(ngx_http_request_t *r, ngx_int_t rc);
+void __wrap_ngx_http_close_connection(ngx_connection_t *c);
 void __wrap_ngx_http_finalize_request(ngx_http_request_t *r, ngx_int_t rc);
 void __wrap_ngx_http_run_posted_requests(ngx_connection_t *c);
 ngx_int_t __wrap_ngx_http_discard_request_body(ngx_http_request_t *r);
@@ -128,6 +132,54 @@ ngx_int_t __wrap_ngx_http_read_client_request_body(ngx_http_request_t *r,
     ngx_http_client_body_handler_pt post_handler);
 ngx_int_t __wrap_ngx_http_complex_value(ngx_http_request_t *r,
     ngx_http_complex_value_t *val, ngx_str_t *value);
+
+
+/* ngx_http_free_request(): cleanups, then the request pool */
+void
+__wrap_ngx_http_free_request(ngx_http_request_t *r, ngx_int_t rc)
+{
+    ngx_pool_t          *pool;
+    ngx_http_cleanup_t  *cln;
+
+    ngx_fuzz_check(!fuzz_request_freed, "a request freed twice");
+
+    cln = r->cleanup;
+    r->cleanup = NULL;
+
+    while (cln) {
+        if (cln->handler) {
+            cln->handler(cln->data);
+        }
+
+        cln = cln->next;
+    }
+
+    r->connection->destroyed = 1;
+
+    pool = r->pool;
+    r->pool = NULL;
+    ngx_destroy_pool(pool);
+
+    fuzz_request_freed = 1;
+}
+
+
+/* ngx_http_close_connection() */
+void
+__wrap_ngx_http_close_connection(ngx_connection_t *c)
+{
+    ngx_pool_t  *pool;
+
+    ngx_fuzz_check(!fuzz_conn_closed, "a connection closed twice");
+
+    c->destroyed = 1;
+    pool = c->pool;
+
+    ngx_close_connection(c);
+    ngx_destroy_pool(pool);
+
+    fuzz_conn_closed = 1;
+}
 
 
 void
@@ -469,11 +521,16 @@ fuzz_request(const u_char *data, size_t len, ngx_fuzz_stream_t *in,
     ngx_buf_t           *b;
     ngx_pool_t          *pool;
     ngx_table_elt_t     *h;
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r;
+    ngx_connection_t       *c;
+    ngx_http_request_t     *r;
+    ngx_http_connection_t  *hc;
 
     pool = ngx_create_pool(4096, &ngx_fuzz_log);
     ngx_fuzz_check(pool != NULL, "pool");
+
+    fuzz_finalized = 0;
+    fuzz_request_freed = 0;
+    fuzz_conn_closed = 0;
 
     r = ngx_pcalloc(pool, sizeof(ngx_http_request_t));
     b = ngx_create_temp_buf(pool, len ? len : 1);
@@ -484,6 +541,9 @@ fuzz_request(const u_char *data, size_t len, ngx_fuzz_stream_t *in,
     c = ngx_fuzz_connection(in, out);
     c->pool = ngx_create_pool(1024, &ngx_fuzz_log);
     ngx_fuzz_check(c->pool != NULL, "connection pool");
+    hc = ngx_pcalloc(c->pool, sizeof(ngx_http_connection_t));
+    ngx_fuzz_check(hc != NULL, "http connection");
+
     c->data = r;
     c->read->handler = fuzz_request_handler;
     c->write->handler = fuzz_request_handler;
@@ -492,6 +552,7 @@ fuzz_request(const u_char *data, size_t len, ngx_fuzz_stream_t *in,
     r->write_event_handler = fuzz_request_noop;
     r->pool = pool;
     r->connection = c;
+    r->http_connection = hc;
     r->main = r;
     r->count = 1;
     r->header_in = b;
@@ -621,82 +682,82 @@ refused:
 }
 
 
-/* as nginx frees a request and closes its connection */
+/*
+ * The end of a request's connection, as nginx would end it: a request
+ * still attached is freed with its connection (ngx_http_close_request());
+ * a connection the handler kept after freeing its request (the upgraded
+ * connector) is closed the way a worker shutting down closes it.
+ */
 static void
-fuzz_request_free(ngx_http_request_t *r)
+fuzz_close(ngx_http_request_t *r, ngx_connection_t *c)
 {
-    ngx_pool_t          *pool;
-    ngx_connection_t    *c;
-    ngx_http_cleanup_t  *cln;
-
-    c = r->connection;
-    pool = c->pool;
-
-    /* ngx_http_free_request() */
-
-    cln = r->cleanup;
-    r->cleanup = NULL;
-
-    while (cln) {
-        if (cln->handler) {
-            cln->handler(cln->data);
-        }
-
-        cln = cln->next;
+    if (!fuzz_request_freed) {
+        __wrap_ngx_http_free_request(r, 0);
+        __wrap_ngx_http_close_connection(c);
+        return;
     }
 
-    c->destroyed = 1;
+    if (!fuzz_conn_closed) {
+        c->close = 1;
+        c->read->handler(c->read);
+        ngx_fuzz_run_posted();
+    }
 
-    ngx_destroy_pool(r->pool);        /* the connector's cleanup runs */
+    if (!fuzz_conn_closed) {
+        __wrap_ngx_http_close_connection(c);
+    }
+}
 
-    c->pool = NULL;
-    ngx_close_connection(c);
-    ngx_destroy_pool(pool);
+
+static ngx_uint_t
+fuzz_done(void)
+{
+    return fuzz_finalized || fuzz_conn_closed;
 }
 
 
 /*
- * Drive an accepted connection: read events while there is input, posted
- * events after each, the write handler when the sink opens, and at the
- * end every timer, until the request is finalized.
+ * Drive a connection: read events while there is input, posted events
+ * after each, write events when the sink opens.
  */
 static void
-fuzz_drive(ngx_http_request_t *r, ngx_fuzz_stream_t *in,
-    ngx_fuzz_sink_t *out)
+fuzz_drive(ngx_connection_t *c, ngx_fuzz_stream_t *in, ngx_fuzz_sink_t *out)
 {
     ngx_uint_t  n;
 
-    for (n = 0; n < 100000 && !fuzz_finalized && in->pos < in->end; n++) {
-        r->read_event_handler(r);
+    for (n = 0; n < 100000 && !fuzz_done() && in->pos < in->end; n++) {
+        c->read->handler(c->read);
         ngx_fuzz_run_posted();
 
-        if (out->block && (n & 7) == 7) {
+        if (!fuzz_done() && out->block && (n & 7) == 7) {
             out->block = 0;
-            r->write_event_handler(r);
+            c->write->handler(c->write);
             ngx_fuzz_run_posted();
         }
     }
 }
 
 
+/* the peer's EOF, every timer, then the end of the connection */
 static void
-fuzz_finish(ngx_http_request_t *r, ngx_fuzz_sink_t *out)
+fuzz_finish(ngx_http_request_t *r, ngx_connection_t *c, ngx_fuzz_sink_t *out)
 {
-    if (!fuzz_finalized) {
+    ngx_fuzz_run_posted();
+
+    if (!fuzz_done()) {
         out->block = 0;
-        r->write_event_handler(r);
+        c->write->handler(c->write);
         ngx_fuzz_run_posted();
     }
 
-    if (!fuzz_finalized) {
-        /* the peer's EOF */
-        r->read_event_handler(r);
+    if (!fuzz_done()) {
+        c->read->handler(c->read);
         ngx_fuzz_run_posted();
     }
 
     ngx_fuzz_expire_timers();
 
-    fuzz_request_free(r);
+    fuzz_close(r, c);
 
     ngx_fuzz_run_posted();
 }

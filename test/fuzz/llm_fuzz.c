@@ -121,7 +121,10 @@ fuzz_done(ngx_http_reverse_mcp_llm_req_t *req)
 
         /* every byte is readable (ASan checks) */
         (void) ngx_strlchr(tc[i].id.data, tc[i].id.data + tc[i].id.len, 0);
-        (void) ngx_http_reverse_mcp_llm_name_ok(&tc[i].name);
+        if (tc[i].name.len) {
+            (void) ngx_strlchr(tc[i].name.data,
+                               tc[i].name.data + tc[i].name.len, 0);
+        }
         (void) ngx_strlchr(tc[i].arguments.data,
                            tc[i].arguments.data + tc[i].arguments.len, 0);
     }

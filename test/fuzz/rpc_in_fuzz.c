@@ -112,7 +112,7 @@ fuzz_frame(int opcode, ngx_str_t *payload, size_t *len)
 
 
 static void
-fuzz_feed(ngx_http_request_t *r, ngx_fuzz_stream_t *st, u_char *data,
+fuzz_feed(ngx_connection_t *c, ngx_fuzz_stream_t *st, u_char *data,
     size_t len)
 {
     ngx_uint_t  n;
@@ -120,8 +120,8 @@ fuzz_feed(ngx_http_request_t *r, ngx_fuzz_stream_t *st, u_char *data,
     st->pos = data;
     st->end = data + len;
 
-    for (n = 0; n < 1000 && !fuzz_finalized && st->pos < st->end; n++) {
-        r->read_event_handler(r);
+    for (n = 0; n < 1000 && !fuzz_done() && st->pos < st->end; n++) {
+        c->read->handler(c->read);
         ngx_fuzz_run_posted();
     }
 
@@ -239,6 +239,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_fuzz_sink_t               sink;
     ngx_fuzz_input_t              in;
     ngx_fuzz_stream_t             st;
+    ngx_connection_t             *c;
     ngx_http_request_t           *r;
     ngx_http_reverse_mcp_conn_t  *ctx;
 
@@ -259,7 +260,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_memzero(&sink, sizeof(ngx_fuzz_sink_t));
     sink.block = data[0] & 1;
 
-    fuzz_finalized = 0;
     fuzz_ncalls = 0;
     fuzz_zone_reset();
 
@@ -267,13 +267,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                      &sink);
     ngx_fuzz_check(r != NULL, "the fixed request does not parse");
 
+    c = r->connection;
+
     rc = ngx_http_reverse_mcp_connector_handler(r);
     ngx_fuzz_check(rc == NGX_DONE, "the fixed handshake is refused");
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_reverse_mcp_module);
     ngx_fuzz_check(ctx != NULL, "no connector context");
 
-    while (!fuzz_finalized && ngx_fuzz_next_record(&in, &rec) == NGX_OK) {
+    while (!fuzz_done() && ngx_fuzz_next_record(&in, &rec) == NGX_OK) {
 
         if (rec.len == 0) {
             continue;
@@ -290,12 +292,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                ? NGX_HTTP_REVERSE_MCP_WS_OP_TEXT
                                : NGX_HTTP_REVERSE_MCP_WS_OP_BINARY,
                                &payload, &len);
-            fuzz_feed(r, &st, frame, len);
+            fuzz_feed(c, &st, frame, len);
             free(frame);
             break;
 
         case 'F':
-            fuzz_feed(r, &st, payload.data, payload.len);
+            fuzz_feed(c, &st, payload.data, payload.len);
             break;
 
         case 'C':
@@ -316,7 +318,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         case 'W':
             sink.block = 0;
-            r->write_event_handler(r);
+            c->write->handler(c->write);
             ngx_fuzz_run_posted();
             break;
 
@@ -332,7 +334,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     st.pos = st.end;
     st.open = 0;
 
-    fuzz_finish(r, &sink);
+    fuzz_finish(r, c, &sink);
 
     for (i = 0; i < fuzz_ncalls; i++) {
         ngx_fuzz_check(!fuzz_calls[i].started || fuzz_calls[i].done
