@@ -693,7 +693,9 @@ location = /status {
     reverse_mcp_status;
 }
 --- test_code
-my $j = status_json();
+# each worker enters itself at its start (slow under valgrind)
+my $j;
+wait_until(sub { $j = status_json(); @{ $j->{workers} } == 2 }, 5, 0.05);
 is_deeply([ map { $_->{name} } @{ $j->{agents} } ], [qw(zeta alpha m-1_x)],
           'agents in config order');
 is_deeply([ map { [ @$_{qw(name max_servers max_tools servers_count

@@ -182,10 +182,12 @@ sub mcp_start {
 }
 
 # reads what came, pumping the servers, until $until->($buf) or EOF or
-# $timeout; true when $until (or EOF without $until) happened
+# $timeout (times TEST_NGINX_TIMEOUT_SCALE); true when $until (or EOF
+# without $until) happened
 sub mcp_poll {
     my ($h, $timeout, $until) = @_;
-    my $deadline = Time::HiRes::time() + ($timeout // 5);
+    my $deadline = Time::HiRes::time()
+                   + ($timeout // 5) * Test::Nginx::Socket::timeout_scale();
     my $sel = IO::Select->new($h->{sock});
     while (1) {
         return 1 if $until && $until->($h->{buf});
