@@ -98,8 +98,6 @@ static ngx_int_t ngx_http_reverse_mcp_a2a_error(
 static ngx_int_t ngx_http_reverse_mcp_a2a_uuid(ngx_pool_t *pool,
     ngx_str_t *out);
 static u_char *ngx_http_reverse_mcp_a2a_time(u_char *buf);
-static ngx_int_t ngx_http_reverse_mcp_a2a_gen_done(ngx_pool_t *pool,
-    yajl_gen g, ngx_str_t *out);
 static ngx_int_t ngx_http_reverse_mcp_a2a_str_eq(ngx_str_t *s,
     const char *c);
 
@@ -328,7 +326,7 @@ ngx_http_reverse_mcp_a2a_card(ngx_http_request_t *r,
     yajl_gen_array_close(g);
     yajl_gen_map_close(g);
 
-    if (ngx_http_reverse_mcp_a2a_gen_done(r->pool, g, &body) != NGX_OK) {
+    if (ngx_http_reverse_mcp_json_gen_done(r->pool, g, &body) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -895,7 +893,7 @@ ngx_http_reverse_mcp_a2a_task(ngx_http_reverse_mcp_a2a_ctx_t *ctx,
 
     yajl_gen_map_close(g);
 
-    return ngx_http_reverse_mcp_a2a_gen_done(ctx->request->pool, g, out);
+    return ngx_http_reverse_mcp_json_gen_done(ctx->request->pool, g, out);
 }
 
 
@@ -1034,7 +1032,7 @@ ngx_http_reverse_mcp_a2a_progress(ngx_http_reverse_mcp_chat_t *chat,
     ngx_http_reverse_mcp_a2a_raw(g, json);
     yajl_gen_map_close(g);
 
-    if (ngx_http_reverse_mcp_a2a_gen_done(ctx->request->pool, g, &event)
+    if (ngx_http_reverse_mcp_json_gen_done(ctx->request->pool, g, &event)
         != NGX_OK)
     {
         return;
@@ -1177,7 +1175,7 @@ ngx_http_reverse_mcp_a2a_finish(ngx_http_reverse_mcp_a2a_ctx_t *ctx)
         yajl_gen_bool(g, 1);
         yajl_gen_map_close(g);
 
-        if (ngx_http_reverse_mcp_a2a_gen_done(r->pool, g, &event) != NGX_OK
+        if (ngx_http_reverse_mcp_json_gen_done(r->pool, g, &event) != NGX_OK
             || ngx_http_reverse_mcp_a2a_event(ctx, &event, 0) == NGX_ERROR)
         {
             return NGX_ERROR;
@@ -1202,7 +1200,7 @@ ngx_http_reverse_mcp_a2a_finish(ngx_http_reverse_mcp_a2a_ctx_t *ctx)
     yajl_gen_bool(g, 1);
     yajl_gen_map_close(g);
 
-    if (ngx_http_reverse_mcp_a2a_gen_done(r->pool, g, &event) != NGX_OK) {
+    if (ngx_http_reverse_mcp_json_gen_done(r->pool, g, &event) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -1440,33 +1438,6 @@ ngx_http_reverse_mcp_a2a_time(u_char *buf)
                        tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
                        tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec,
                        tp->msec);
-}
-
-
-static ngx_int_t
-ngx_http_reverse_mcp_a2a_gen_done(ngx_pool_t *pool, yajl_gen g,
-    ngx_str_t *out)
-{
-    size_t                len;
-    const unsigned char  *buf;
-
-    if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok) {
-        yajl_gen_free(g);
-        return NGX_ERROR;
-    }
-
-    out->data = ngx_pnalloc(pool, len);
-    if (out->data == NULL) {
-        yajl_gen_free(g);
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(out->data, buf, len);
-    out->len = len;
-
-    yajl_gen_free(g);
-
-    return NGX_OK;
 }
 
 

@@ -163,8 +163,6 @@ static ngx_int_t ngx_http_reverse_mcp_chat_summary(
 static void ngx_http_reverse_mcp_chat_progress(
     ngx_http_reverse_mcp_chat_priv_t *p, ngx_uint_t kind, ngx_str_t *text,
     yajl_gen g);
-static ngx_int_t ngx_http_reverse_mcp_chat_gen_done(ngx_pool_t *pool,
-    yajl_gen g, ngx_str_t *out);
 static ngx_int_t ngx_http_reverse_mcp_chat_str_eq(ngx_str_t *s,
     const char *c);
 
@@ -1876,7 +1874,7 @@ ngx_http_reverse_mcp_chat_summary(ngx_http_reverse_mcp_chat_priv_t *p,
     yajl_gen_integer(g, cc->elapsed);
     yajl_gen_map_close(g);
 
-    return ngx_http_reverse_mcp_chat_gen_done(p->pool, g, entry);
+    return ngx_http_reverse_mcp_json_gen_done(p->pool, g, entry);
 }
 
 
@@ -1891,7 +1889,7 @@ ngx_http_reverse_mcp_chat_progress(ngx_http_reverse_mcp_chat_priv_t *p,
         return;
     }
 
-    if (ngx_http_reverse_mcp_chat_gen_done(p->pool, g, &json) != NGX_OK) {
+    if (ngx_http_reverse_mcp_json_gen_done(p->pool, g, &json) != NGX_OK) {
         return;
     }
 
@@ -2207,7 +2205,7 @@ ngx_http_reverse_mcp_chat_save(ngx_http_reverse_mcp_chat_priv_t *p)
 
         yajl_gen_map_close(g);
 
-        if (ngx_http_reverse_mcp_chat_gen_done(p->pool, g, &items[i])
+        if (ngx_http_reverse_mcp_json_gen_done(p->pool, g, &items[i])
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -2673,34 +2671,7 @@ ngx_http_reverse_mcp_chat_result_json(ngx_pool_t *pool,
 
     yajl_gen_map_close(g);
 
-    return ngx_http_reverse_mcp_chat_gen_done(pool, g, out);
-}
-
-
-static ngx_int_t
-ngx_http_reverse_mcp_chat_gen_done(ngx_pool_t *pool, yajl_gen g,
-    ngx_str_t *out)
-{
-    size_t                len;
-    const unsigned char  *buf;
-
-    if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok) {
-        yajl_gen_free(g);
-        return NGX_ERROR;
-    }
-
-    out->data = ngx_pnalloc(pool, len);
-    if (out->data == NULL) {
-        yajl_gen_free(g);
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(out->data, buf, len);
-    out->len = len;
-
-    yajl_gen_free(g);
-
-    return NGX_OK;
+    return ngx_http_reverse_mcp_json_gen_done(pool, g, out);
 }
 
 

@@ -873,3 +873,30 @@ ngx_http_reverse_mcp_json_scan_response(const u_char *p, size_t len,
 
     return NGX_OK;
 }
+
+
+ngx_int_t
+ngx_http_reverse_mcp_json_gen_done(ngx_pool_t *pool, yajl_gen g,
+    ngx_str_t *out)
+{
+    size_t                len;
+    const unsigned char  *buf;
+
+    if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok) {
+        yajl_gen_free(g);
+        return NGX_ERROR;
+    }
+
+    out->data = ngx_pnalloc(pool, len);
+    if (out->data == NULL) {
+        yajl_gen_free(g);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(out->data, buf, len);
+    out->len = len;
+
+    yajl_gen_free(g);
+
+    return NGX_OK;
+}

@@ -65,6 +65,10 @@ ngx_int_t ngx_http_reverse_mcp_json_scan_response(const u_char *p,
     size_t len, int64_t *id, ngx_str_t *value, ngx_uint_t *is_error);
 
 /* length of s as a JSON string literal, quotes included */
+/* the generated text into pool memory; frees g in every case */
+ngx_int_t ngx_http_reverse_mcp_json_gen_done(ngx_pool_t *pool, yajl_gen g,
+    ngx_str_t *out);
+
 size_t ngx_http_reverse_mcp_json_escaped_len(ngx_str_t *s);
 
 /* write s as a JSON string literal (quotes included), return the end */
